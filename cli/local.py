@@ -1,0 +1,51 @@
+"""Commands that only read the working tree and database: no asyncio, no network stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from oxen.cli.output import summarize
+
+from oxen.status import compute_status
+from oxen.worktree import find_root, to_repo_path
+
+
+def status(args: argparse.Namespace) -> int:
+    root = find_root()
+    prefix = to_repo_path(root, args.path) if args.path else ""
+    st = compute_status(root, prefix)
+    if args.json:
+        print(json.dumps(st.as_dict(), indent=2))
+        return 0
+    if st.branch:
+        print(f"On branch {st.branch}" + ("" if st.head else " (no commits yet)"))
+    else:
+        print(f"HEAD detached at {st.head[:10] if st.head else '?'}")
+    if st.merging:
+        print(
+            "You are in the middle of a merge: fix conflicts, oxen add, then oxen commit (or oxen merge --abort)."
+        )
+    sections = [
+        ("Unmerged paths:", [("both changed", st.conflicts)]),
+        (
+            "Changes to be committed:",
+            [
+                ("new file", st.staged_added),
+                ("modified", st.staged_modified),
+                ("deleted", st.staged_removed),
+            ],
+        ),
+        ("Changes not staged for commit:", [("modified", st.modified), ("deleted", st.removed)]),
+        ("Untracked files:", [("", st.untracked)]),
+    ]
+    for title, groups in sections:
+        if not any(paths for _, paths in groups):
+            continue
+        print(f"\n{title}")
+        for label, paths in groups:
+            for line in summarize(paths, args.all):
+                print(f"  {label + ':  ' if label else ''}{line}")
+    if st.clean and not st.untracked:
+        print("nothing to commit, working tree clean")
+    return 0

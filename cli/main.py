@@ -1,0 +1,135 @@
+"""``oxen``: the command line. Parses arguments, calls one core verb, prints, exits.
+
+Command modules are imported only once the command is known, so that ``oxen status``
+does not pay for asyncio or the storage stack (``cli/local.py`` stays light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from oxen import __version__
+from oxen.errors import OxenError
+
+# command -> "module:function"
+HANDLERS = {
+    "status": "oxen.cli.local:status",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="oxen", description="Version control for machine-learning data."
+    )
+    p.add_argument("--version", action="version", version=f"oxen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, help: str, handler: str | None = None) -> argparse.ArgumentParser:
+        HANDLERS.setdefault(name, handler or f"oxen.cli.commands:{name.replace('-', '_')}")
+        return sub.add_parser(name, help=help, description=help)
+
+    c = cmd("init", "Create an empty repository.")
+    c.add_argument("dir", nargs="?", default=".")
+    c.add_argument("--storage", metavar="URL", help="object store URL (default: inside .oxen)")
+
+    c = cmd("config", "Set or show your identity.")
+    c.add_argument("--name")
+    c.add_argument("--email")
+
+    c = cmd("add", "Stage files (new, changed or deleted) for the next commit.")
+    c.add_argument("paths", nargs="+")
+
+    c = cmd("rm", "Stop tracking files and delete them.")
+    c.add_argument("paths", nargs="+")
+    c.add_argument("-r", "--recursive", action="store_true", help="remove directories")
+    c.add_argument("--staged", action="store_true", help="only unstage/untrack; keep the files")
+
+    c = cmd("restore", "Restore files in the working tree, or unstage them.")
+    c.add_argument("paths", nargs="+")
+    c.add_argument("--staged", action="store_true", help="unstage instead of touching files")
+    c.add_argument("--source", metavar="REF", help="take the files from this commit or branch")
+
+    c = cmd("status", "Show staged, modified, removed and untracked files.")
+    c.add_argument("path", nargs="?")
+    c.add_argument("--all", "-a", action="store_true", help="list every path, never summarise")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("commit", "Record the staged changes.")
+    c.add_argument("-m", "--message", required=True)
+
+    c = cmd("log", "Show the commit history.")
+    c.add_argument("ref", nargs="?")
+    c.add_argument("-n", type=int, dest="limit", metavar="N")
+    c.add_argument("--oneline", action="store_true")
+
+    c = cmd("branch", "List, create or delete branches.")
+    c.add_argument("name", nargs="?")
+    c.add_argument("start", nargs="?", help="where the new branch starts (default HEAD)")
+    c.add_argument("-d", "--delete", action="store_true")
+    c.add_argument("--show-current", action="store_true")
+
+    c = cmd("checkout", "Switch to a branch or commit.")
+    c.add_argument("target")
+    c.add_argument("-b", dest="create", action="store_true", help="create the branch first")
+
+    c = cmd("merge", "Merge a branch into the current one.")
+    c.add_argument("branch", nargs="?")
+    c.add_argument("--abort", action="store_true")
+
+    c = cmd("diff", "Added, modified and removed paths (working tree vs HEAD by default).")
+    c.add_argument("refs", nargs="*", metavar="REF")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("info", "Id, size, type and last change of a path.")
+    c.add_argument("path")
+    c.add_argument("--rev", default="HEAD")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("tree", "Print the merkle tree of a commit.")
+    c.add_argument("ref", nargs="?", default="HEAD")
+    c.add_argument("--files", action="store_true", help="list files too")
+    c.add_argument("--depth", type=int, help="stop below this depth")
+
+    c = cmd("node", "Print one merkle node.")
+    c.add_argument("id")
+
+    cmd("fsck", "Re-hash every stored object and check the history is whole.")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    module, _, func = HANDLERS[args.command].partition(":")
+    debug = bool(os.environ.get("OXEN_DEBUG"))
+    try:
+        handler = getattr(importlib.import_module(module), func)
+        code = handler(args)
+    except OxenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    except Exception as e:
+        if debug:
+            raise
+        name = type(e).__name__
+        if type(e).__module__.startswith("oxen.storage"):
+            print(f"error: storage: {e}", file=sys.stderr)
+        else:
+            print(
+                f"error: internal error ({name}: {e}); set OXEN_DEBUG=1 for details",
+                file=sys.stderr,
+            )
+        code = 1
+    sys.stdout.flush()
+    raise SystemExit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""oxen: version control for machine-learning data.
+
+``oxen.Repo`` is the synchronous API, ``oxen.AsyncRepo`` the async one it wraps.  They
+are imported lazily so that light commands (``oxen status``) do not pay for asyncio.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["AsyncRepo", "OxenError", "Repo", "__version__"]
+
+if TYPE_CHECKING:
+    from oxen.api import Repo
+    from oxen.errors import OxenError
+    from oxen.repo import AsyncRepo
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Repo":
+        from oxen.api import Repo
+
+        return Repo
+    if name == "AsyncRepo":
+        from oxen.repo import AsyncRepo
+
+        return AsyncRepo
+    if name == "OxenError":
+        from oxen.errors import OxenError
+
+        return OxenError
+    raise AttributeError(name)

@@ -1,0 +1,296 @@
+"""Async access to a repository's SQLite database (aiosqlite), in batched queries only."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import aiosqlite
+
+from oxen.packs import Kind, PackEntry
+from oxen.schema import DB_NAME, PRAGMAS, SCHEMA, UPSERT_STAT
+
+BATCH = 5000  # ids per IN (...) query
+T = TypeVar("T")
+
+
+class Location(NamedTuple):
+    pack: bytes
+    offset: int
+    length: int
+    kind: int
+
+
+class FileRow(NamedTuple):
+    """A file of a tree (HEAD's or the staging area's). ``id`` None means staged removal."""
+
+    path: str
+    id: bytes | None
+    size: int
+    chunks: bytes | None
+    mode: int
+
+
+class StatRow(NamedTuple):
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    id: bytes
+    racy: int
+
+
+class ConflictRow(NamedTuple):
+    path: str
+    base: bytes | None
+    ours: bytes | None
+    theirs: bytes | None
+    theirs_path: str | None
+
+
+def batched(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class RepoDB:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self._in_tx = False
+
+    @classmethod
+    async def open(cls, oxen_dir: Path) -> RepoDB:
+        conn = await aiosqlite.connect(oxen_dir / DB_NAME, isolation_level=None)
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        await conn.executescript(SCHEMA)
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: everything inside lands together or not at all."""
+        if self._in_tx:
+            yield
+            return
+        await self.conn.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._in_tx = False
+            await self.conn.execute("ROLLBACK")
+            raise
+        self._in_tx = False
+        await self.conn.execute("COMMIT")
+
+    # -- objects ---------------------------------------------------------------------
+    async def locate(self, ids: Iterable[bytes]) -> dict[bytes, Location]:
+        out: dict[bytes, Location] = {}
+        unique = list(set(ids))
+        for part in batched(unique):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, pack, offset, length, kind FROM objects WHERE id IN ({marks})"
+            async with self.conn.execute(sql, part) as cur:
+                for oid, pack, offset, length, kind in await cur.fetchall():
+                    out[oid] = Location(pack, offset, length, kind)
+        return out
+
+    async def missing(self, ids: Iterable[bytes]) -> set[bytes]:
+        wanted = set(ids)
+        unique = list(wanted)
+        for part in batched(unique):
+            marks = ",".join("?" * len(part))
+            async with self.conn.execute(
+                f"SELECT id FROM objects WHERE id IN ({marks})", part
+            ) as cur:
+                for (oid,) in await cur.fetchall():
+                    wanted.discard(oid)
+        return wanted
+
+    async def add_pack(self, pack_id: bytes, size: int, entries: list[PackEntry]) -> None:
+        async with self.transaction():
+            await self.conn.execute(
+                "INSERT OR REPLACE INTO packs (id, size, blobs) VALUES (?, ?, ?)",
+                (pack_id, size, len(entries)),
+            )
+            rows = sorted((e.id, pack_id, e.offset, e.length, int(e.kind)) for e in entries)
+            await self.conn.executemany(
+                "INSERT OR IGNORE INTO objects (id, pack, offset, length, kind) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    async def packs(self) -> list[tuple[bytes, int, int]]:
+        async with self.conn.execute("SELECT id, size, blobs FROM packs") as cur:
+            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+    async def objects_in_pack(self, pack_id: bytes) -> list[tuple[bytes, int, int, int]]:
+        sql = "SELECT id, offset, length, kind FROM objects WHERE pack = ? ORDER BY offset"
+        async with self.conn.execute(sql, (pack_id,)) as cur:
+            return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+    async def count_objects(self, kind: Kind | None = None) -> int:
+        sql, args = "SELECT count(*) FROM objects", ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind = ?", (int(kind),)
+        async with self.conn.execute(sql, args) as cur:
+            return (await cur.fetchone())[0]  # type: ignore[index]
+
+    # -- chunk maps ------------------------------------------------------------------
+    async def chunk_maps(self, file_ids: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+        out: dict[bytes, list[bytes]] = {}
+        for part in batched(list(set(file_ids))):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT file_id, chunks FROM chunk_maps WHERE file_id IN ({marks})"
+            async with self.conn.execute(sql, part) as cur:
+                for fid, blob in await cur.fetchall():
+                    out[fid] = [blob[i : i + 16] for i in range(0, len(blob), 16)]
+        return out
+
+    async def add_chunk_maps(self, rows: list[tuple[bytes, bytes, list[bytes]]]) -> None:
+        """Rows of (file id, chunk list node id, chunk ids)."""
+        await self.conn.executemany(
+            "INSERT OR IGNORE INTO chunk_maps (file_id, list_id, chunks) VALUES (?, ?, ?)",
+            [(fid, lid, b"".join(ids)) for fid, lid, ids in rows],
+        )
+
+    # -- refs and state --------------------------------------------------------------
+    async def get_ref(self, name: str) -> bytes | None:
+        async with self.conn.execute("SELECT commit_id FROM refs WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def list_refs(self, prefix: str = "") -> dict[str, bytes]:
+        sql = "SELECT name, commit_id FROM refs WHERE name >= ? AND name < ? ORDER BY name"
+        async with self.conn.execute(sql, (prefix, prefix + "\U0010ffff")) as cur:
+            return {name: cid for name, cid in await cur.fetchall()}
+
+    async def set_ref_if_equals(self, name: str, old: bytes | None, new: bytes) -> bool:
+        """Compare-and-swap: move ``name`` to ``new`` only if it holds ``old`` (None: absent)."""
+        if old is None:
+            cur = await self.conn.execute(
+                "INSERT OR IGNORE INTO refs (name, commit_id) VALUES (?, ?)", (name, new)
+            )
+        else:
+            cur = await self.conn.execute(
+                "UPDATE refs SET commit_id = ? WHERE name = ? AND commit_id = ?", (new, name, old)
+            )
+        return cur.rowcount == 1
+
+    async def remove_ref_if_equals(self, name: str, old: bytes) -> bool:
+        cur = await self.conn.execute(
+            "DELETE FROM refs WHERE name = ? AND commit_id = ?", (name, old)
+        )
+        return cur.rowcount == 1
+
+    async def get_state(self, key: str) -> bytes | None:
+        async with self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def set_state(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            await self.conn.execute("DELETE FROM state WHERE key = ?", (key,))
+        else:
+            await self.conn.execute(
+                "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value)
+            )
+
+    # -- HEAD's files and the staging area -------------------------------------------
+    async def _file_rows(self, table: str, paths: Sequence[str] | None) -> dict[str, FileRow]:
+        cols = "path, id, size, chunks, mode"
+        if paths is None:
+            async with self.conn.execute(f"SELECT {cols} FROM {table}") as cur:
+                return {r[0]: FileRow(*r) for r in await cur.fetchall()}
+        out: dict[str, FileRow] = {}
+        for part in batched(list(paths)):
+            marks = ",".join("?" * len(part))
+            async with self.conn.execute(
+                f"SELECT {cols} FROM {table} WHERE path IN ({marks})", part
+            ) as cur:
+                out.update({r[0]: FileRow(*r) for r in await cur.fetchall()})
+        return out
+
+    async def head_files(self, paths: Sequence[str] | None = None) -> dict[str, FileRow]:
+        return await self._file_rows("head_files", paths)
+
+    async def head_files_under(self, prefix: str) -> dict[str, FileRow]:
+        """Tracked files equal to ``prefix`` or below the directory ``prefix``."""
+        if not prefix:
+            return await self.head_files()
+        sql = (
+            "SELECT path, id, size, chunks, mode FROM head_files "
+            "WHERE path = ? OR (path >= ? AND path < ?)"
+        )
+        async with self.conn.execute(sql, (prefix, prefix + "/", prefix + "0")) as cur:
+            return {r[0]: FileRow(*r) for r in await cur.fetchall()}
+
+    async def staged(self, paths: Sequence[str] | None = None) -> dict[str, FileRow]:
+        return await self._file_rows("staged", paths)
+
+    async def update_head_files(self, upserts: Iterable[FileRow], deletes: Iterable[str]) -> None:
+        await self.conn.executemany(
+            "DELETE FROM head_files WHERE path = ?", [(p,) for p in deletes]
+        )
+        await self.conn.executemany(
+            "INSERT OR REPLACE INTO head_files (path, id, size, chunks, mode) VALUES (?, ?, ?, ?, ?)",
+            sorted(upserts),
+        )
+
+    async def replace_head_files(self, rows: Iterable[FileRow]) -> None:
+        await self.conn.execute("DELETE FROM head_files")
+        await self.update_head_files(rows, ())
+
+    async def stage(self, rows: Iterable[FileRow]) -> None:
+        await self.conn.executemany(
+            "INSERT OR REPLACE INTO staged (path, id, size, chunks, mode) VALUES (?, ?, ?, ?, ?)",
+            sorted(rows),
+        )
+
+    async def unstage(self, paths: Iterable[str]) -> None:
+        await self.conn.executemany("DELETE FROM staged WHERE path = ?", [(p,) for p in paths])
+
+    async def clear_staged(self) -> None:
+        await self.conn.execute("DELETE FROM staged")
+
+    # -- stat cache ------------------------------------------------------------------
+    async def stat_rows(self, paths: Sequence[str] | None = None) -> dict[str, StatRow]:
+        cols = "path, size, mtime_ns, ctime_ns, ino, id, racy"
+        if paths is None:
+            async with self.conn.execute(f"SELECT {cols} FROM stat_cache") as cur:
+                return {r[0]: StatRow(*r) for r in await cur.fetchall()}
+        out: dict[str, StatRow] = {}
+        for part in batched(list(paths)):
+            marks = ",".join("?" * len(part))
+            async with self.conn.execute(
+                f"SELECT {cols} FROM stat_cache WHERE path IN ({marks})", part
+            ) as cur:
+                out.update({r[0]: StatRow(*r) for r in await cur.fetchall()})
+        return out
+
+    async def put_stats(self, rows: Iterable[StatRow]) -> None:
+        await self.conn.executemany(UPSERT_STAT, sorted(rows))
+
+    async def delete_stats(self, paths: Iterable[str]) -> None:
+        await self.conn.executemany("DELETE FROM stat_cache WHERE path = ?", [(p,) for p in paths])
+
+    # -- merge conflicts -------------------------------------------------------------
+    async def conflicts(self) -> dict[str, ConflictRow]:
+        sql = "SELECT path, base, ours, theirs, theirs_path FROM conflicts ORDER BY path"
+        async with self.conn.execute(sql) as cur:
+            return {r[0]: ConflictRow(*r) for r in await cur.fetchall()}
+
+    async def set_conflicts(self, rows: Iterable[ConflictRow]) -> None:
+        await self.conn.execute("DELETE FROM conflicts")
+        await self.conn.executemany(
+            "INSERT INTO conflicts (path, base, ours, theirs, theirs_path) VALUES (?, ?, ?, ?, ?)",
+            list(rows),
+        )
+
+    async def resolve_conflicts(self, paths: Iterable[str]) -> None:
+        await self.conn.executemany("DELETE FROM conflicts WHERE path = ?", [(p,) for p in paths])

@@ -1,0 +1,55 @@
+"""Every error the core raises on purpose. The CLI turns these into one-line messages."""
+
+
+class OxenError(Exception):
+    """Base class: a clear, user-facing problem (bad input, missing repo, conflict...)."""
+
+    exit_code = 1
+
+
+class NotARepository(OxenError):
+    pass
+
+
+class RepositoryExists(OxenError):
+    pass
+
+
+class PathError(OxenError):
+    """A path outside the repository, missing, or otherwise unusable."""
+
+
+class RefError(OxenError):
+    """An unknown branch, commit or revision."""
+
+
+class NothingToCommit(OxenError):
+    pass
+
+
+class DirtyWorkingTree(OxenError):
+    """An operation would overwrite uncommitted changes."""
+
+
+class MergeConflict(OxenError):
+    """A merge stopped with conflicting paths (listed in ``paths``)."""
+
+    def __init__(self, message: str, paths: list[str]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+class RefConflict(OxenError):
+    """A ref did not hold the value a compare-and-swap expected."""
+
+
+class CorruptObject(OxenError):
+    """A stored object whose bytes do not match its id, or that cannot be decoded."""
+
+
+class MissingObject(OxenError):
+    """An object the repository should hold is not in its store."""
+
+
+class ConfigError(OxenError):
+    pass

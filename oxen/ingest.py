@@ -1,0 +1,179 @@
+"""Turning working-tree files into stored chunks: read, cut, hash, dedup, pack.
+
+Small files are read, hashed and cut in batches in a worker thread; a large file is
+streamed block by block with the next block being cut while the current one is
+written.  Each batch or block costs one database query (which chunks are new) and one
+write into the current pack, never a round trip per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from oxen.chunking import Block, Chunk, Chunker
+from oxen.ids import hash_bytes
+from oxen.nodes import ChunkList, encode_with_id
+from oxen.objects import ObjectStore, PackSink
+from oxen.packs import Kind
+from oxen.progress import Progress
+from oxen.worktree import FileStat
+
+LARGE_FILE = 16 * 1024 * 1024
+BATCH_FILES = 512
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Ingested:
+    path: str
+    stat: FileStat
+    id: bytes
+    size: int
+    chunks: bytes | None  # ChunkList node id for files of several chunks
+
+
+@dataclass(slots=True)
+class _ReadFile:
+    path: str
+    stat: FileStat
+    data: bytes
+    chunks: list[Chunk]
+
+
+def _batches(files: list[tuple[str, FileStat]]) -> Iterator[list[tuple[str, FileStat]]]:
+    batch: list[tuple[str, FileStat]] = []
+    size = 0
+    for item in files:
+        batch.append(item)
+        size += item[1].size
+        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class Ingestor:
+    def __init__(self, objects: ObjectStore, chunker: Chunker, progress: Progress) -> None:
+        self.objects = objects
+        self.chunker = chunker
+        self.progress = progress
+        self.sink: PackSink = objects.sink()
+        self.chunk_maps: list[tuple[bytes, bytes, list[bytes]]] = []
+        self.results: list[Ingested] = []
+
+    async def run(self, root: Path, files: list[tuple[str, FileStat]]) -> list[Ingested]:
+        try:
+            small = [f for f in files if f[1].size < LARGE_FILE]
+            large = [f for f in files if f[1].size >= LARGE_FILE]
+            await self._ingest_small(root, small)
+            for path, st in large:
+                await self._ingest_large(root, path, st)
+            await self.sink.close()
+        except BaseException:
+            self.sink.abort()
+            raise
+        return self.results
+
+    # -- small files: whole batches per thread hop ----------------------------------------
+    def _read_batch(self, root: Path, batch: list[tuple[str, FileStat]]) -> list[_ReadFile]:
+        out = []
+        for path, st in batch:
+            try:
+                with open(os.path.join(root, path), "rb") as f:
+                    data = f.read()
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            out.append(_ReadFile(path, st, data, self.chunker.cut(data)))
+        return out
+
+    async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:
+        batches = list(_batches(files))
+        if not batches:
+            return
+        pending = asyncio.ensure_future(asyncio.to_thread(self._read_batch, root, batches[0]))
+        for i in range(len(batches)):
+            done = await pending
+            if i + 1 < len(batches):
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(self._read_batch, root, batches[i + 1])
+                )
+            await self._store_batch(done)
+            self.progress.update(sum(f.stat.size for f in done))
+
+    async def _store_batch(self, files: list[_ReadFile]) -> None:
+        all_ids = {c.id for f in files for c in f.chunks} - self.sink.seen
+        missing = await self.objects.db.missing(all_ids)
+        blobs: list[tuple[bytes, Kind, bytes | memoryview]] = []
+        nodes: list[tuple[bytes, Kind, bytes | memoryview]] = []
+        for f in files:
+            view = memoryview(f.data)
+            for c in f.chunks:
+                if c.id in missing:
+                    missing.discard(c.id)
+                    blobs.append((c.id, Kind.CHUNK, view[c.offset : c.offset + c.length]))
+            file_id = f.chunks[0].id if len(f.chunks) == 1 else hash_bytes(f.data)
+            chunk_list = self._chunk_list(file_id, f.chunks, nodes)
+            self.results.append(Ingested(f.path, f.stat, file_id, len(f.data), chunk_list))
+        if nodes:
+            new_nodes = await self.objects.db.missing(oid for oid, _, _ in nodes)
+            blobs.extend(n for n in nodes if n[0] in new_nodes)
+        await self.sink.add(blobs)
+
+    def _chunk_list(
+        self,
+        file_id: bytes,
+        chunks: list[Chunk],
+        blobs: list[tuple[bytes, Kind, bytes | memoryview]],
+    ) -> bytes | None:
+        if len(chunks) <= 1:
+            return None
+        ids = [c.id for c in chunks]
+        list_id, data = encode_with_id(ChunkList(tuple(ids), tuple(c.length for c in chunks)))
+        blobs.append((list_id, Kind.NODE, data))
+        self.chunk_maps.append((file_id, list_id, ids))
+        return list_id
+
+    # -- large files: streamed, cutting the next block while writing this one ----------------
+    async def _ingest_large(self, root: Path, path: str, st: FileStat) -> None:
+        try:
+            stream = self.chunker.open_stream(os.path.join(root, path))
+        except FileNotFoundError:
+            return
+        chunks: list[Chunk] = []
+        try:
+            pending = asyncio.ensure_future(asyncio.to_thread(stream.next_block))
+            while True:
+                block: Block | None = await pending
+                if block is None:
+                    break
+                pending = asyncio.ensure_future(asyncio.to_thread(stream.next_block))
+                missing = await self.objects.db.missing(
+                    {c.id for c in block.chunks} - self.sink.seen
+                )
+                blobs: list[tuple[bytes, Kind, bytes | memoryview]] = [
+                    (c.id, Kind.CHUNK, block.data[c.offset : c.offset + c.length])
+                    for c in block.chunks
+                    if c.id in missing
+                ]
+                await self.sink.add(blobs)
+                chunks.extend(Chunk(c.id, 0, c.length) for c in block.chunks)
+                self.progress.update(len(block.data))
+        finally:
+            stream.close()
+        assert stream.file_id is not None
+        if not chunks:  # the file shrank to nothing while we read it
+            empty = hash_bytes(b"")
+            if await self.objects.db.missing([empty]):
+                await self.sink.add([(empty, Kind.CHUNK, b"")])
+            chunks.append(Chunk(empty, 0, 0))
+        file_id = chunks[0].id if len(chunks) == 1 else stream.file_id
+        tail: list[tuple[bytes, Kind, bytes | memoryview]] = []
+        chunk_list = self._chunk_list(file_id, chunks, tail)
+        if tail and await self.objects.db.missing([tail[0][0]]):
+            await self.sink.add(tail)
+        self.results.append(Ingested(path, st, file_id, stream.size, chunk_list))

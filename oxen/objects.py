@@ -1,0 +1,164 @@
+"""Chunks and nodes over a Store: packs on write, batched ranged reads, verification on read.
+
+This is the only module that knows both the store (where bytes live) and the database
+index (which pack holds which object).  Write order, as in restic: a pack is written and
+stored completely before any index row points into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from oxen.db import Location, RepoDB
+from oxen.errors import CorruptObject, MissingObject
+from oxen.ids import hash_bytes
+from oxen.nodes import Node, decode_node, encode_with_id
+from oxen.packs import Kind, PackWriter, pack_key
+from oxen.storage import ByteRange, Store
+
+MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
+MAX_RANGE = 16 * 1024 * 1024
+READ_CONCURRENCY = 8
+
+
+class ObjectStore:
+    def __init__(self, store: Store, db: RepoDB, tmp_dir: Path, pack_size: int) -> None:
+        self.store = store
+        self.db = db
+        self.tmp_dir = tmp_dir
+        self.pack_size = pack_size
+        self._nodes: dict[bytes, Node] = {}
+
+    # -- writes ----------------------------------------------------------------------
+    def sink(self) -> PackSink:
+        return PackSink(self)
+
+    async def write_nodes(self, encoded: Iterable[tuple[bytes, bytes]]) -> int:
+        """Store (id, bytes) nodes that are not stored yet; returns how many were new."""
+        items = dict(encoded)
+        missing = await self.db.missing(items)
+        if not missing:
+            return 0
+        sink = self.sink()
+        await sink.add([(oid, Kind.NODE, items[oid]) for oid in sorted(missing)])
+        await sink.close()
+        return len(missing)
+
+    async def put_nodes(self, nodes: Iterable[Node]) -> list[bytes]:
+        encoded = [encode_with_id(n) for n in nodes]
+        await self.write_nodes(encoded)
+        return [oid for oid, _ in encoded]
+
+    # -- reads -----------------------------------------------------------------------
+    async def read_blobs(self, ids: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Bytes of every id, verified against it; raises MissingObject / CorruptObject."""
+        wanted = set(ids)
+        locations = await self.db.locate(wanted)
+        if len(locations) != len(wanted):
+            absent = next(iter(wanted - locations.keys()))
+            raise MissingObject(f"object {absent.hex()} is not in this repository's store")
+        by_pack: dict[bytes, list[tuple[bytes, Location]]] = defaultdict(list)
+        for oid, loc in locations.items():
+            by_pack[loc.pack].append((oid, loc))
+        out: dict[bytes, bytes] = {}
+        limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def read_pack(pack: bytes, items: list[tuple[bytes, Location]]) -> None:
+            async with limit:
+                out.update(await self._read_from_pack(pack, items))
+
+        await asyncio.gather(*(read_pack(p, items) for p, items in by_pack.items()))
+        return out
+
+    async def _read_from_pack(
+        self, pack: bytes, items: list[tuple[bytes, Location]]
+    ) -> dict[bytes, bytes]:
+        items.sort(key=lambda it: it[1].offset)
+        ranges: list[ByteRange] = []
+        members: list[list[tuple[bytes, Location]]] = []
+        for oid, loc in items:
+            if ranges:
+                last = ranges[-1]
+                gap = loc.offset - last.end
+                if 0 <= gap <= MAX_GAP and loc.offset + loc.length - last.start <= MAX_RANGE:
+                    ranges[-1] = ByteRange(last.start, loc.offset + loc.length - last.start)
+                    members[-1].append((oid, loc))
+                    continue
+            ranges.append(ByteRange(loc.offset, loc.length))
+            members.append([(oid, loc)])
+        key = pack_key(pack)
+        datas = await self.store.get_ranges(key, ranges)
+        if datas is None:
+            raise MissingObject(f"pack {pack.hex()} is missing from the store")
+        out: dict[bytes, bytes] = {}
+        for rng, data, group in zip(ranges, datas, members, strict=True):
+            view = memoryview(data)
+            for oid, loc in group:
+                blob = view[loc.offset - rng.start : loc.offset - rng.start + loc.length]
+                if len(blob) != loc.length or hash_bytes(blob) != oid:
+                    raise CorruptObject(f"object {oid.hex()} in pack {pack.hex()} is corrupt")
+                out[oid] = bytes(blob) if len(group) > 1 else data
+        return out
+
+    async def read_nodes(self, ids: Iterable[bytes]) -> dict[bytes, Node]:
+        ids = set(ids)
+        out = {oid: self._nodes[oid] for oid in ids if oid in self._nodes}
+        todo = ids - out.keys()
+        if todo:
+            for oid, data in (await self.read_blobs(todo)).items():
+                node = decode_node(data)
+                self._nodes[oid] = node
+                out[oid] = node
+        return out
+
+    async def read_node(self, oid: bytes) -> Node:
+        return (await self.read_nodes([oid]))[oid]
+
+
+class PackSink:
+    """Collects blobs into packs of ~``pack_size``; each full pack is stored, then indexed."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._writer: PackWriter | None = None
+        self.seen: set[bytes] = set()
+        self.bytes_written = 0
+
+    async def add(self, blobs: list[tuple[bytes, Kind, bytes | memoryview]]) -> None:
+        fresh = []
+        for oid, kind, data in blobs:
+            if oid not in self.seen:
+                self.seen.add(oid)
+                fresh.append((oid, kind, data))
+        if not fresh:
+            return
+        if self._writer is None:
+            self._writer = PackWriter(self.objects.tmp_dir)
+        writer = self._writer
+        await asyncio.to_thread(writer.add_many, fresh)
+        self.bytes_written += sum(len(d) for _, _, d in fresh)
+        if writer.size >= self.objects.pack_size:
+            await self._seal()
+
+    async def _seal(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None or not writer.entries:
+            if writer is not None:
+                writer.abort()
+            return
+        pack_id, path, entries = await asyncio.to_thread(writer.finish)
+        size = path.stat().st_size
+        await self.objects.store.put_file(pack_key(pack_id), path, move=True)
+        path.unlink(missing_ok=True)
+        await self.objects.db.add_pack(pack_id, size, entries)
+
+    async def close(self) -> None:
+        await self._seal()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None

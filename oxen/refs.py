@@ -1,0 +1,53 @@
+"""Branches and HEAD: names, validation, and revision parsing helpers."""
+
+from __future__ import annotations
+
+import re
+
+from oxen.errors import RefError
+
+HEADS = "refs/heads/"
+_BAD_NAME = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20~^:?*\[\\])|(/$)|(\.lock$)|(//)|(@\{)")
+
+
+def branch_ref(name: str) -> str:
+    check_branch_name(name)
+    return HEADS + name
+
+
+def check_branch_name(name: str) -> str:
+    if not name or len(name) > 200 or _BAD_NAME.search(name) or name == "HEAD":
+        raise RefError(f"invalid branch name: {name!r}")
+    return name
+
+
+def head_value(branch: str | None, commit: bytes | None) -> bytes:
+    """What the HEAD state row holds: a symbolic ref, or a commit id when detached."""
+    if branch is not None:
+        return f"ref: {HEADS}{branch}".encode()
+    assert commit is not None
+    return commit.hex().encode()
+
+
+def parse_head(value: bytes | None) -> tuple[str | None, bytes | None]:
+    """(branch name, detached commit) from the HEAD state row."""
+    if value is None:
+        return "main", None
+    text = value.decode()
+    if text.startswith("ref: "):
+        return text[5:].removeprefix(HEADS), None
+    return None, bytes.fromhex(text)
+
+
+def split_ancestry(rev: str) -> tuple[str, int]:
+    """``main~2`` -> ("main", 2); ``HEAD^`` -> ("HEAD", 1)."""
+    steps = 0
+    while True:
+        m = re.search(r"(~(\d*)|\^)$", rev)
+        if not m:
+            return rev, steps
+        if m.group(0) == "^":
+            steps += 1
+        else:
+            steps += int(m.group(2) or 1)
+        rev = rev[: m.start()]

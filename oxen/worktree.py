@@ -1,0 +1,124 @@
+"""The working tree on disk: finding the repository, safe paths, scanning, the racy clock.
+
+Synchronous on purpose: these run in worker threads (or directly in ``status``, which
+must not import asyncio to stay fast).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from oxen.errors import NotARepository, PathError
+
+OXEN_DIR = ".oxen"
+
+
+class FileStat(NamedTuple):
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    mode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o111)
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The repository containing ``start`` (default: the current directory)."""
+    here = Path(start or os.getcwd()).absolute()
+    for candidate in (here, *here.parents):
+        if (candidate / OXEN_DIR / "oxen.db").is_file():
+            return candidate
+    raise NotARepository(f"not an oxen repository (or any parent): {here}")
+
+
+def to_repo_path(root: Path, user_path: str, cwd: str | Path | None = None) -> str:
+    """A user's path (relative to ``cwd``) as a repository path: POSIX, relative, '' for the root."""
+    absolute = os.path.abspath(os.path.join(cwd or os.getcwd(), user_path))
+    rel = os.path.relpath(absolute, root)
+    if rel == ".":
+        return ""
+    if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+        raise PathError(f"path is outside the repository: {user_path}")
+    rel = rel.replace(os.sep, "/")
+    if rel == OXEN_DIR or rel.startswith(OXEN_DIR + "/"):
+        raise PathError(f"path is inside the repository's {OXEN_DIR} directory: {user_path}")
+    return rel
+
+
+def is_under(path: str, prefix: str) -> bool:
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
+    """Every regular file at or below ``prefix``; symlinks and the .oxen dir are skipped."""
+    out: dict[str, FileStat] = {}
+    start = root / prefix if prefix else root
+    try:
+        st = os.lstat(start)
+    except FileNotFoundError:
+        return out
+    if stat_mod.S_ISREG(st.st_mode):
+        out[prefix] = FileStat.of(st)
+        return out
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return out
+    for rel, entry_stat in _walk(str(start), prefix + "/" if prefix else ""):
+        out[rel] = entry_stat
+    return out
+
+
+def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        name = entry.name
+        if not rel_prefix and name == OXEN_DIR:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path, f"{rel_prefix}{name}/")
+            elif entry.is_file(follow_symlinks=False):
+                yield rel_prefix + name, FileStat.of(entry.stat(follow_symlinks=False))
+        except FileNotFoundError:
+            continue
+
+
+def fs_clock(oxen_dir: Path) -> int:
+    """The filesystem's notion of "now" (ns), read from a file we just wrote.
+
+    A cached stat is trusted only for files whose mtime is strictly older than this, as
+    git does with its index: a file changed in the same timestamp tick as it was hashed
+    is "racy" and gets re-hashed.
+    """
+    marker = oxen_dir / "clock"
+    with open(marker, "wb") as f:
+        f.write(b"\n")
+    return os.stat(marker).st_mtime_ns
+
+
+def safe_target(root: Path, rel: str) -> Path:
+    """The on-disk path for a repository path, refusing anything that could escape ``root``."""
+    if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
+        raise PathError(f"unsafe path: {rel!r}")
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts) or parts[0] == OXEN_DIR:
+        raise PathError(f"unsafe path: {rel!r}")
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise PathError(f"refusing to write through a symlink: {rel}")
+    return root.joinpath(*parts)

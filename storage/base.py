@@ -1,0 +1,186 @@
+"""The store interface every backend implements.
+
+Keys are ``/``-separated relative names (``packs/ab/abcd....pack``).  Objects are
+immutable once written except through :meth:`Store.compare_and_swap`, which is the
+only primitive used for mutable state (refs).  ``get`` returns ``None`` for a missing
+key instead of raising, as zarr's stores do.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from oxen.storage.errors import InvalidKey
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._=+-]+$")
+_KEY_CHARS = re.compile(r"^[A-Za-z0-9._=+-]*$")
+
+
+def check_key(key: str) -> str:
+    """Reject keys that could escape a prefix or are not portable across backends."""
+    if not key or len(key) > 1024 or key.startswith("/") or key.endswith("/"):
+        raise InvalidKey(f"invalid store key: {key!r}")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or not _KEY_SEGMENT.match(segment):
+            raise InvalidKey(f"invalid store key: {key!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a listing prefix: ``""``, whole directories (``"packs/"``) or a partial name.
+
+    Every directory part must be a valid key, so a prefix can never walk out of a root.
+    """
+    dirs, _, last = prefix.rpartition("/")
+    if dirs:
+        try:
+            check_key(dirs)
+        except InvalidKey:
+            raise InvalidKey(f"invalid store prefix: {prefix!r}") from None
+    if not _KEY_CHARS.match(last) or prefix.startswith("/"):
+        raise InvalidKey(f"invalid store prefix: {prefix!r}")
+    return prefix
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """``length`` bytes starting at ``start``."""
+
+    start: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.length < 0:
+            raise ValueError(f"invalid byte range: start={self.start} length={self.length}")
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(slots=True)
+class CoalescedRange:
+    """One read covering several requested ranges (``members`` index the request list)."""
+
+    start: int
+    end: int
+    members: list[int]
+
+
+def coalesce_ranges(
+    ranges: Sequence[ByteRange], max_gap: int, max_span: int | None = None
+) -> list[CoalescedRange]:
+    """Merge ranges whose gap is at most ``max_gap`` into single reads of at most ``max_span``.
+
+    Overlapping and unsorted ranges are fine; each request lands in exactly one read.
+    """
+    reads: list[CoalescedRange] = []
+    for i in sorted(range(len(ranges)), key=lambda i: ranges[i].start):
+        r = ranges[i]
+        if reads:
+            last = reads[-1]
+            end = max(last.end, r.end)
+            if r.start <= last.end + max_gap and (max_span is None or end - last.start <= max_span):
+                last.end = end
+                last.members.append(i)
+                continue
+        reads.append(CoalescedRange(r.start, r.end, [i]))
+    return reads
+
+
+def split_coalesced(
+    ranges: Sequence[ByteRange], reads: list[CoalescedRange], blobs: Sequence[bytes]
+) -> list[bytes]:
+    """Cut the bytes of each coalesced read back into the requested ranges, in request order."""
+    out: list[bytes] = [b""] * len(ranges)
+    for read, blob in zip(reads, blobs, strict=True):
+        view = memoryview(blob)
+        for i in read.members:
+            r = ranges[i]
+            out[i] = bytes(view[r.start - read.start : r.end - read.start])
+    return out
+
+
+class Store(ABC):
+    """An async key -> bytes store."""
+
+    #: True when ``compare_and_swap`` is atomic against other processes and hosts.
+    supports_cas: bool = True
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The URL that reopens this store."""
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The whole object, or None when it does not exist."""
+
+    @abstractmethod
+    async def get_range(self, key: str, start: int, length: int) -> bytes | None:
+        """``length`` bytes from ``start`` (fewer at the end of the object); None if missing."""
+
+    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
+        """Several ranges of one object, in request order; None if the object is missing.
+
+        Backends may merge nearby ranges into one read (see :func:`coalesce_ranges`).
+        """
+        out: list[bytes] = []
+        for r in ranges:
+            data = await self.get_range(key, r.start, r.length)
+            if data is None:
+                return None
+            out.append(data)
+        return out
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes) -> None:
+        """Write an object atomically: readers see the old object or the new, never a part."""
+
+    @abstractmethod
+    async def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Upload a local file as an object; with ``move`` the file may be consumed."""
+
+    @abstractmethod
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the object only if no object has the key. True when this call created it."""
+
+    @abstractmethod
+    async def compare_and_swap(self, key: str, expected: bytes | None, new: bytes) -> bool:
+        """Replace the object only if it currently holds ``expected`` (None: does not exist).
+
+        Returns True when this call made the change.  A caller whose reply was lost may see
+        False on retry; it re-reads the key and treats "already holds my value" as success.
+        """
+
+    @abstractmethod
+    async def exists_many(self, keys: Iterable[str]) -> set[str]:
+        """The subset of ``keys`` that exist, in as few round trips as the backend allows."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> AsyncIterator[str]:
+        """Every key under ``prefix`` (a plain string prefix), in no particular order.
+
+        Implementations validate the prefix with :func:`check_prefix`.
+        """
+
+    @abstractmethod
+    async def size(self, key: str) -> int | None:
+        """Size in bytes, or None when missing."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove an object; deleting a missing key is not an error."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default store holds none."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
