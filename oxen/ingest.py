@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from oxen.worktree import FileStat
 LARGE_FILE = 16 * 1024 * 1024
 BATCH_FILES = 512
 BATCH_BYTES = 32 * 1024 * 1024
+READERS = 2  # batches read ahead, each on its own thread
 
 
 @dataclass(slots=True)
@@ -92,16 +94,23 @@ class Ingestor:
         return out
 
     async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:
-        batches = list(_batches(files))
-        if not batches:
-            return
-        pending = asyncio.ensure_future(asyncio.to_thread(self._read_batch, root, batches[0]))
-        for i in range(len(batches)):
-            done = await pending
-            if i + 1 < len(batches):
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(self._read_batch, root, batches[i + 1])
+        """Read batches on READERS threads ahead of storing them, in order."""
+        batches = iter(_batches(files))
+        pending: deque[asyncio.Future[list[_ReadFile]]] = deque()
+
+        def refill() -> None:
+            while len(pending) < READERS:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                pending.append(
+                    asyncio.ensure_future(asyncio.to_thread(self._read_batch, root, batch))
                 )
+
+        refill()
+        while pending:
+            done = await pending.popleft()
+            refill()
             await self._store_batch(done)
             self.progress.update(sum(f.stat.size for f in done))
 

@@ -134,6 +134,8 @@ class MergeOps:
             await self.db.set_conflicts(companions)
             await self.db.set_state("MERGE_HEAD", theirs)
             await self.db.set_state("ORIG_HEAD", ours)
+            names = [c.theirs_path for c in companions if c.theirs_path]
+            await self.db.set_state("MERGE_COMPANIONS", "\n".join(names).encode())
         paths = [c.path for c in conflicts]
         raise MergeConflict(f"merge of {name} stopped with {len(paths)} conflicting path(s)", paths)
 
@@ -161,6 +163,11 @@ class MergeOps:
         if rows:
             await self._write_rows(rows, null_progress)
         return out
+
+    async def merge_companions(self: AsyncRepo) -> list[str]:
+        """The ``<path>.theirs`` files this merge wrote (removed when it ends)."""
+        raw = await self.db.get_state("MERGE_COMPANIONS")
+        return [p for p in raw.decode().split("\n") if p] if raw else []
 
     async def merge_abort(self: AsyncRepo) -> None:
         orig = await self.db.get_state("ORIG_HEAD")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from oxen.db import Location, RepoDB
 from oxen.errors import CorruptObject, MissingObject
+from oxen.faults import crash_point
 from oxen.ids import hash_bytes
 from oxen.nodes import Node, decode_node, encode_with_id
 from oxen.packs import Kind, PackWriter, pack_key
@@ -153,6 +154,7 @@ class PackSink:
         size = path.stat().st_size
         await self.objects.store.put_file(pack_key(pack_id), path, move=True)
         path.unlink(missing_ok=True)
+        crash_point("pack-stored")
         await self.objects.db.add_pack(pack_id, size, entries)
 
     async def close(self) -> None:

@@ -25,6 +25,7 @@ from oxen.errors import (
     RefError,
     RepositoryExists,
 )
+from oxen.faults import crash_point
 from oxen.ids import is_hex_prefix
 from oxen.ingest import Ingestor
 from oxen.inspect import InspectOps
@@ -252,7 +253,7 @@ class AsyncRepo(MergeOps, InspectOps):
     async def add(self, paths: list[str], progress: ProgressFactory = null_progress) -> AddResult:
         targets = [self.repo_path(p) for p in paths]
         conflicts = await self.db.conflicts()
-        companions = {c.theirs_path for c in conflicts.values() if c.theirs_path}
+        companions = await self.merge_companions()
         clock, on_disk = await asyncio.to_thread(self._scan_targets, targets)
         for path in companions:
             on_disk.pop(path, None)
@@ -341,6 +342,7 @@ class AsyncRepo(MergeOps, InspectOps):
             await self.db.delete_stats([r.path for r in removals] + vanished_adds)
             resolved = [p for p in conflicts if p in on_disk or p in tracked]
             await self.db.resolve_conflicts(resolved)
+            crash_point("add-transaction")
         return AddResult(len(stage), len(removals), total, ingestor.sink.bytes_written)
 
     def _scan_targets(self, targets: list[str]) -> tuple[int, dict[str, FileStat]]:
@@ -468,7 +470,8 @@ class AsyncRepo(MergeOps, InspectOps):
             CommitNode(tree, parents, user.name, user.email, int(now), tz, message)
         )
         await self.objects.write_nodes([*nodes, (commit_id, data)])
-        companions = [c.theirs_path for c in conflicts.values() if c.theirs_path]
+        crash_point("commit-objects")
+        companions = await self.merge_companions()
         async with self.db.transaction():
             await self._move_head(branch, parent, commit_id)
             await self.db.update_head_files(
@@ -477,6 +480,7 @@ class AsyncRepo(MergeOps, InspectOps):
             )
             await self.db.clear_staged()
             await self._clear_merge_state()
+            crash_point("commit-transaction")
         if companions:
             await asyncio.to_thread(remove_files, self.root, companions)
         return commit_id

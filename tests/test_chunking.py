@@ -1,0 +1,71 @@
+import os
+import random
+
+import pytest
+
+from oxen.chunking import Chunker
+from oxen.config import ChunkingConfig
+from oxen.ids import hash_bytes
+
+
+@pytest.fixture(scope="module")
+def chunker() -> Chunker:
+    return Chunker(ChunkingConfig())
+
+
+def _stream_chunks(chunker: Chunker, path: str, block: int) -> list[tuple[bytes, int]]:
+    stream = chunker.open_stream(path, block)
+    out = []
+    while (b := stream.next_block()) is not None:
+        for c in b.chunks:
+            assert hash_bytes(b.data[c.offset : c.offset + c.length]) == c.id
+            out.append((c.id, c.length))
+    return out
+
+
+@pytest.mark.parametrize("block", [256 * 1024, 1 << 20, 3 << 20 | 12345])
+def test_streaming_equals_whole_buffer(chunker: Chunker, tmp_path, block: int) -> None:
+    data = random.Random(7).randbytes(9 * 1024 * 1024 + 333)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    whole = [(c.id, c.length) for c in chunker.cut(data)]
+    assert _stream_chunks(chunker, str(path), block) == whole
+    assert sum(n for _, n in whole) == len(data)
+
+
+def test_chunk_sizes_respect_bounds(chunker: Chunker) -> None:
+    data = os.urandom(8 * 1024 * 1024)
+    sizes = [c.length for c in chunker.cut(data)]
+    assert all(8 * 1024 <= s <= 128 * 1024 for s in sizes[:-1])
+    assert 40 * 1024 < sum(sizes) / len(sizes) < 140 * 1024
+
+
+def test_small_file_is_one_chunk_whose_id_is_the_file_id(chunker: Chunker, tmp_path) -> None:
+    data = b"x" * 5000
+    chunks = chunker.cut(data)
+    assert len(chunks) == 1 and chunks[0].id == hash_bytes(data)
+    path = tmp_path / "small"
+    path.write_bytes(data)
+    stream = chunker.open_stream(str(path))
+    block = stream.next_block()
+    assert block is not None and [c.id for c in block.chunks] == [hash_bytes(data)]
+    assert stream.next_block() is None
+    assert stream.file_id == hash_bytes(data) and stream.size == len(data)
+
+
+def test_empty_file(chunker: Chunker, tmp_path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    stream = chunker.open_stream(str(path))
+    assert stream.next_block() is None
+    assert stream.file_id == hash_bytes(b"")
+
+
+def test_insert_in_the_middle_keeps_most_chunks(chunker: Chunker) -> None:
+    rng = random.Random(3)
+    data = rng.randbytes(4 * 1024 * 1024)
+    edited = data[:2_000_000] + b"inserted bytes" + data[2_000_000:]
+    before = {c.id for c in chunker.cut(data)}
+    after = [c.id for c in chunker.cut(edited)]
+    new = [c for c in after if c not in before]
+    assert len(new) <= 3

@@ -1,0 +1,148 @@
+"""The real `oxen` command: a whole workflow, bad input, and kill -9 at every step of a commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import OXEN, write
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), proc.stderr
+    assert fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_workflow(oxen, workdir: Path) -> None:
+    oxen("init", check=True)
+    write(workdir, "images/a.png", os.urandom(5000))
+    write(workdir, "train.csv", "x,y\n1,2\n")
+    assert "Untracked files" in oxen("status", check=True).stdout
+    oxen("add", ".", check=True)
+    out = oxen("commit", "-m", "first", check=True).stdout
+    assert out.startswith("[main ")
+    st = json.loads(oxen("status", "--json", check=True).stdout)
+    assert st["branch"] == "main" and st["untracked"] == [] and st["modified"] == []
+    oxen("checkout", "-b", "exp", check=True)
+    write(workdir, "train.csv", "x,y\n1,2\n3,4\n")
+    oxen("add", "train.csv", check=True)
+    oxen("commit", "-m", "more rows", check=True)
+    assert oxen("branch", "--show-current", check=True).stdout.strip() == "exp"
+    assert oxen("branch", check=True).stdout.split() == ["*", "exp", "main"]
+    oxen("checkout", "main", check=True)
+    assert (workdir / "train.csv").read_text() == "x,y\n1,2\n"
+    diff = oxen("diff", "main", "exp", check=True).stdout
+    assert "M  train.csv" in diff
+    assert "Fast-forward" in oxen("merge", "exp", check=True).stdout
+    log = oxen("log", "--oneline", check=True).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == ["more rows", "first"]
+    assert oxen("log", "-n", "1", check=True).stdout.count("commit ") == 1
+    info = json.loads(oxen("info", "train.csv", "--json", check=True).stdout)
+    assert info["data_type"] == "tabular" and info["size"] == 12
+    tree = oxen("tree", "--files", check=True).stdout
+    assert "train.csv" in tree and "vnode" in tree
+    node = json.loads(oxen("node", info["last_commit"], check=True).stdout)
+    assert node["type"] == "commit" and node["message"] == "more rows"
+    oxen("branch", "-d", "exp", check=True)
+    assert "ok" in oxen("fsck", check=True).stdout
+
+
+def test_status_summarises_thousands_of_paths(oxen, workdir: Path) -> None:
+    oxen("init", check=True)
+    for i in range(300):
+        write(workdir, f"imgs/{i}.jpg", str(i))
+    out = oxen("status", check=True).stdout
+    assert "imgs/ (300 files)" in out and "imgs/7.jpg" not in out
+    assert "imgs/7.jpg" in oxen("status", "--all", check=True).stdout
+
+
+def test_bad_input_gets_one_line_errors(oxen, workdir: Path, tmp_path: Path) -> None:
+    assert_one_line_error(oxen("status"), "not an oxen repository")
+    assert_one_line_error(oxen("log"), "not an oxen repository")
+    oxen("init", check=True)
+    assert_one_line_error(oxen("init"), "already an oxen repository")
+    assert_one_line_error(oxen("add", "../outside"), "outside the repository")
+    assert_one_line_error(oxen("add", "missing.txt"), "did not match any files")
+    assert_one_line_error(oxen("commit", "-m", "nothing"), "nothing to commit")
+    write(workdir, "a", "1")
+    oxen("add", "a", check=True)
+    oxen("commit", "-m", "one", check=True)
+    assert_one_line_error(oxen("checkout", "nope"), "no branch or commit named 'nope'")
+    assert_one_line_error(oxen("log", "nope"), "unknown revision")
+    assert_one_line_error(oxen("diff", "nope"), "unknown revision")
+    assert_one_line_error(oxen("node", "xyz"), "not a node id")
+    assert_one_line_error(oxen("branch", "bad..name"), "invalid branch name")
+    assert_one_line_error(oxen("merge", "nope"), "unknown revision")
+    oxen("branch", "other", check=True)
+    write(workdir, "a", "dirty")
+    assert_one_line_error(oxen("merge", "other"), "uncommitted changes")
+    usage = oxen()
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_corrupted_object_is_named_by_fsck(oxen, workdir: Path) -> None:
+    oxen("init", check=True)
+    write(workdir, "data.bin", random.Random(1).randbytes(200_000))
+    oxen("add", ".", check=True)
+    oxen("commit", "-m", "data", check=True)
+    chunk_id = json.loads(oxen("info", "data.bin", "--json", check=True).stdout)
+    packs = sorted(
+        (workdir / ".oxen" / "objects" / "packs").rglob("*.pack"), key=lambda p: p.stat().st_size
+    )
+    biggest = packs[-1]
+    raw = bytearray(biggest.read_bytes())
+    raw[100] ^= 0xFF
+    biggest.write_bytes(bytes(raw))
+    proc = oxen("fsck")
+    assert proc.returncode == 1
+    assert "is corrupt" in proc.stderr and biggest.stem in proc.stderr
+    (workdir / "data.bin").unlink()
+    restore = oxen("restore", "data.bin")
+    assert_one_line_error(restore, "is corrupt")
+    assert chunk_id["id"]
+
+
+CRASH_POINTS = ["pack-stored", "add-transaction", "commit-objects", "commit-transaction"]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_9_during_add_or_commit_leaves_a_working_repo(oxen, workdir: Path, point: str) -> None:
+    oxen("init", check=True)
+    write(workdir, "base.txt", "base")
+    oxen("add", ".", check=True)
+    oxen("commit", "-m", "base", check=True)
+    rng = random.Random(point)
+    for i in range(50):
+        write(workdir, f"d/{i}.bin", rng.randbytes(3000))
+    write(workdir, "big.bin", rng.randbytes(3_000_000))
+    env = {**os.environ, "OXEN_CRASH_AT": point}
+    step = (
+        ["add", "."] if point in ("pack-stored", "add-transaction") else ["commit", "-m", "second"]
+    )
+    if step[0] == "commit":
+        oxen("add", ".", check=True)
+    crashed = subprocess.run([*OXEN, *step], cwd=workdir, env=env, capture_output=True, text=True)
+    assert crashed.returncode == -9
+    fsck = oxen("fsck")
+    assert fsck.returncode == 0, fsck.stderr
+    # the interrupted step is all or nothing, and running it again completes it
+    log = oxen("log", "--oneline", check=True).stdout.splitlines()
+    assert len(log) in (1, 2)
+    if len(log) == 1:
+        oxen("add", ".", check=True)
+        oxen("commit", "-m", "second", check=True)
+    st = json.loads(oxen("status", "--json", check=True).stdout)
+    assert st["untracked"] == [] and st["staged_added"] == [] and st["modified"] == []
+    assert oxen("fsck", check=True).returncode == 0
+    (workdir / "big.bin").unlink()
+    oxen("restore", "big.bin", check=True)
+    assert (workdir / "big.bin").stat().st_size == 3_000_000
