@@ -18,6 +18,7 @@ import xxhash
 from oxen.config import ChunkingConfig
 
 BLOCK_SIZE = 16 * 1024 * 1024
+BUFFERS = 3
 
 
 @dataclass(slots=True)
@@ -68,6 +69,8 @@ class FileStream:
     _hasher: xxhash.xxh3_128 = field(default_factory=xxhash.xxh3_128)
     _carry: bytes = b""
     _eof: bool = False
+    _buffers: list[bytearray] = field(default_factory=list)
+    _blocks: int = 0
 
     def __post_init__(self) -> None:
         self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed at EOF/close()
@@ -75,16 +78,26 @@ class FileStream:
     def close(self) -> None:
         self._file.close()
 
+    def _next_buffer(self) -> memoryview:
+        """Buffers are reused round-robin: a caller holds at most two blocks at a time
+        (one being written, one being cut), and fresh 16 MiB allocations per block would
+        fragment the heap across threads and grow RSS."""
+        size = self.block_size + self.chunker.config.max_size
+        if len(self._buffers) < BUFFERS:
+            self._buffers.append(bytearray(size))
+        buf = self._buffers[self._blocks % BUFFERS]
+        self._blocks += 1
+        return memoryview(buf)
+
     def next_block(self) -> Block | None:
         """The next block of whole chunks, or None when the file is done."""
         if self._eof:
             return None
         carry = len(self._carry)
-        buf = bytearray(carry + self.block_size)
-        view = memoryview(buf)
+        view = self._next_buffer()[: carry + self.block_size]
         view[:carry] = self._carry
         filled = carry
-        while filled < len(buf):
+        while filled < len(view):
             n = self._file.readinto(view[filled:])
             if not n:
                 self._eof = True
@@ -98,8 +111,6 @@ class FileStream:
             self.file_id = self._hasher.digest()
             if filled == 0:
                 return None
-            if self.size <= self.chunker.config.min_size or filled <= self.chunker.config.min_size:
-                return Block(data, [Chunk(xxhash.xxh3_128_digest(data), 0, filled)])
             return Block(data, self.chunker.cut(data))
         chunks = self.chunker.cut(data)
         last = chunks.pop()  # may be cut short by the block's end: carry it over
