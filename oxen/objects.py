@@ -17,7 +17,7 @@ from oxen.errors import CorruptObject, MissingObject
 from oxen.faults import crash_point
 from oxen.ids import hash_bytes
 from oxen.nodes import Node, decode_node, encode_with_id
-from oxen.packs import Kind, PackWriter, pack_key
+from oxen.packs import Kind, PackWriter, SealedPack, pack_key
 from oxen.storage import ByteRange, Store
 
 MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
@@ -120,11 +120,18 @@ class ObjectStore:
 
 
 class PackSink:
-    """Collects blobs into packs of ~``pack_size``; each full pack is stored, then indexed."""
+    """Collects blobs into packs of ~``pack_size``; each full pack is stored, then indexed.
+
+    Storing a sealed pack (fsync, rename or upload, index rows) runs in the background
+    while the next pack fills; ``close`` waits for all of them.
+    """
+
+    MAX_SEALING = 2
 
     def __init__(self, objects: ObjectStore) -> None:
         self.objects = objects
         self._writer: PackWriter | None = None
+        self._sealing: set[asyncio.Task[None]] = set()
         self.seen: set[bytes] = set()
         self.bytes_written = 0
 
@@ -146,21 +153,35 @@ class PackSink:
 
     async def _seal(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is None or not writer.entries:
-            if writer is not None:
-                writer.abort()
+        if writer is None:
             return
-        pack_id, path, entries = await asyncio.to_thread(writer.finish)
-        size = path.stat().st_size
-        await self.objects.store.put_file(pack_key(pack_id), path, move=True)
-        path.unlink(missing_ok=True)
+        if not writer.entries:
+            writer.abort()
+            return
+        sealed = await asyncio.to_thread(writer.finish)
+        while len(self._sealing) >= self.MAX_SEALING:
+            done, _ = await asyncio.wait(self._sealing, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        task = asyncio.ensure_future(self._store(sealed))
+        self._sealing.add(task)
+        task.add_done_callback(self._sealing.discard)
+
+    async def _store(self, pack: SealedPack) -> None:
+        await self.objects.store.put_file(pack_key(pack.id), pack.path, move=True)
+        await asyncio.to_thread(pack.path.unlink, missing_ok=True)
         crash_point("pack-stored")
-        await self.objects.db.add_pack(pack_id, size, entries)
+        await self.objects.db.add_pack(pack.id, pack.size, pack.entries)
 
     async def close(self) -> None:
         await self._seal()
+        pending = list(self._sealing)
+        if pending:
+            await asyncio.gather(*pending)
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
+        for task in self._sealing:
+            task.cancel()

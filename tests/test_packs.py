@@ -10,8 +10,10 @@ def test_pack_round_trip(tmp_path) -> None:
     blobs = [b"alpha", b"beta" * 1000, b""]
     for b in blobs:
         writer.add(hash_bytes(b), Kind.CHUNK, b)
-    pack_id, path, entries = writer.finish()
+    sealed = writer.finish()
+    pack_id, path, entries = sealed.id, sealed.path, sealed.entries
     raw = path.read_bytes()
+    assert len(raw) == sealed.size
     trailer_len = decode_footer(raw[-FOOTER_LEN:])
     data_size = len(raw) - FOOTER_LEN - trailer_len
     trailer = raw[data_size : len(raw) - FOOTER_LEN]
