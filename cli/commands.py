@@ -13,8 +13,7 @@ from typing import TypeVar
 
 from oxen.cli.output import human_size
 from oxen.cli.progress import bar
-
-from oxen.config import UserConfig, load_user_config, save_user_config
+from oxen.config import UserConfig, load_user_config, save_auth_token, save_user_config
 from oxen.errors import MergeConflict, OxenError
 from oxen.repo import AsyncRepo
 
@@ -41,6 +40,17 @@ def init(args: argparse.Namespace) -> int:
 
 
 def config(args: argparse.Namespace) -> int:
+    if args.set_remote:
+        from oxen.cli.sync_commands import set_remote
+
+        set_remote(*args.set_remote)
+        return 0
+    if args.auth:
+        host, token = args.auth
+        if not host or "/" in host or not token.strip():
+            raise OxenError("--auth takes HOST[:PORT] and a token")
+        save_auth_token(host, token.strip())
+        return 0
     user = load_user_config()
     if args.name is None and args.email is None:
         print(f"name = {user.name or ''}\nemail = {user.email or ''}")

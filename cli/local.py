@@ -6,7 +6,6 @@ import argparse
 import json
 
 from oxen.cli.output import summarize
-
 from oxen.status import compute_status
 from oxen.worktree import find_root, to_repo_path
 

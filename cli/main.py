@@ -35,9 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dir", nargs="?", default=".")
     c.add_argument("--storage", metavar="URL", help="object store URL (default: inside .oxen)")
 
-    c = cmd("config", "Set or show your identity.")
+    c = cmd("config", "Set or show your identity, a remote, or a host's access token.")
     c.add_argument("--name")
     c.add_argument("--email")
+    c.add_argument("--set-remote", nargs=2, metavar=("NAME", "URL"))
+    c.add_argument("--auth", nargs=2, metavar=("HOST", "TOKEN"), help="store the token for HOST[:PORT]")
 
     c = cmd("add", "Stage files (new, changed or deleted) for the next commit.")
     c.add_argument("paths", nargs="+")
@@ -97,6 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("id")
 
     cmd("fsck", "Re-hash every stored object and check the history is whole.")
+
+    sync = "oxen.cli.sync_commands:"
+    c = cmd("create-remote", "Create a repository on a server.", sync + "create_remote")
+    c.add_argument("--name", required=True, metavar="NAMESPACE/NAME")
+    c.add_argument("--host", required=True, metavar="HOST[:PORT]")
+    c.add_argument("--scheme", default="http", choices=["http", "https"])
+
+    c = cmd("remote", "List remotes.", sync + "remote")
+    c.add_argument("-v", "--verbose", action="store_true")
+
+    c = cmd("push", "Send a branch's new commits and data to a remote.", sync + "push")
+    c.add_argument("remote", nargs="?", default="origin")
+    c.add_argument("branch", nargs="?")
+    c.add_argument("-d", "--delete", action="store_true", help="delete the branch on the remote")
+    c.add_argument("-j", "--jobs", type=int, default=4, help="requests in flight")
+
+    c = cmd("fetch", "Get a remote's commits and the data of its branch tips.", sync + "fetch")
+    c.add_argument("remote", nargs="?", default="origin")
+    c.add_argument("branch", nargs="?")
+    c.add_argument("--all", action="store_true", help="every version's data, not only the tips'")
+    c.add_argument("-j", "--jobs", type=int, default=4)
+
+    c = cmd("pull", "Fetch a branch and merge it into the current one.", sync + "pull")
+    c.add_argument("remote", nargs="?", default="origin")
+    c.add_argument("branch", nargs="?")
+    c.add_argument("-j", "--jobs", type=int, default=4)
+
+    c = cmd("clone", "Copy a remote repository (the branch's latest data and its history).", sync + "clone")
+    c.add_argument("url")
+    c.add_argument("dir", nargs="?")
+    c.add_argument("-b", "--branch")
+    c.add_argument("--all", action="store_true", help="every version's data")
+    c.add_argument("-j", "--jobs", type=int, default=4)
     return p
 
 

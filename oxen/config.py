@@ -51,6 +51,7 @@ class RepoConfig(BaseModel):
     core: CoreConfig = CoreConfig()
     chunking: ChunkingConfig = ChunkingConfig()
     storage: StorageConfig = StorageConfig()
+    remotes: dict[str, str] = Field(default_factory=dict)  # name -> URL
 
 
 class UserConfig(BaseModel):
@@ -58,6 +59,33 @@ class UserConfig(BaseModel):
 
     name: str | None = None
     email: str | None = None
+
+
+def load_auth_tokens() -> dict[str, str]:
+    """host[:port] -> token, from the ``[auth.hosts]`` table of the user config."""
+    try:
+        raw = tomllib.loads(user_config_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid config file {user_config_path()}: {e}") from None
+    hosts = raw.get("auth", {}).get("hosts", {})
+    return {str(k): str(v) for k, v in hosts.items()} if isinstance(hosts, dict) else {}
+
+
+def save_auth_token(host: str, token: str) -> Path:
+    data_path = user_config_path()
+    try:
+        raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raw = {}
+    raw.setdefault("auth", {}).setdefault("hosts", {})[host] = token
+    data_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data_path.with_name(data_path.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, data_path)
+    return data_path
 
 
 M = TypeVar("M", bound=BaseModel)

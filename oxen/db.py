@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -59,7 +60,8 @@ def batched(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
 class RepoDB:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
-        self._in_tx = False
+        self._tx_lock = asyncio.Lock()
+        self._tx_owner: asyncio.Task | None = None
 
     @classmethod
     async def open(cls, oxen_dir: Path) -> RepoDB:
@@ -74,20 +76,27 @@ class RepoDB:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT: everything inside lands together or not at all."""
-        if self._in_tx:
+        """BEGIN IMMEDIATE ... COMMIT: everything inside lands together or not at all.
+
+        One connection is shared by the tasks of a process, so transactions are serialised
+        by a lock; a task already inside one just joins it.
+        """
+        me = asyncio.current_task()
+        if self._tx_owner is me:
             yield
             return
-        await self.conn.execute("BEGIN IMMEDIATE")
-        self._in_tx = True
-        try:
-            yield
-        except BaseException:
-            self._in_tx = False
-            await self.conn.execute("ROLLBACK")
-            raise
-        self._in_tx = False
-        await self.conn.execute("COMMIT")
+        async with self._tx_lock:
+            self._tx_owner = me
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                await self.conn.execute("COMMIT")
+            finally:
+                self._tx_owner = None
 
     # -- objects ---------------------------------------------------------------------
     async def locate(self, ids: Iterable[bytes]) -> dict[bytes, Location]:
@@ -181,6 +190,12 @@ class RepoDB:
                 "UPDATE refs SET commit_id = ? WHERE name = ? AND commit_id = ?", (new, name, old)
             )
         return cur.rowcount == 1
+
+    async def force_ref(self, name: str, new: bytes) -> None:
+        """Set a ref unconditionally (remote-tracking refs mirror what the remote said)."""
+        await self.conn.execute(
+            "INSERT OR REPLACE INTO refs (name, commit_id) VALUES (?, ?)", (name, new)
+        )
 
     async def remove_ref_if_equals(self, name: str, old: bytes) -> bool:
         cur = await self.conn.execute(

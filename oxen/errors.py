@@ -53,3 +53,23 @@ class MissingObject(OxenError):
 
 class ConfigError(OxenError):
     pass
+
+
+class InvalidInput(OxenError):
+    """Malformed input from a client: bad ids, bad msgpack, a pack that does not verify."""
+
+
+class NotFound(OxenError):
+    pass
+
+
+class AlreadyExists(OxenError):
+    pass
+
+
+class NonFastForward(OxenError):
+    """A push that would drop commits the other side has."""
+
+
+class RemoteError(OxenError):
+    """The remote refused a request or could not be reached."""

@@ -87,7 +87,7 @@ class MergeOps:
         if ours is not None and base == theirs:
             return MergeResult("up-to-date", ours)
         if ours is None or base == ours:
-            await self._switch_tree(ours, theirs, progress)
+            await self.switch_tree(ours, theirs, progress)
             async with self.db.transaction():
                 await self._move_head(branch, ours, theirs)
             return MergeResult("fast-forward", theirs)

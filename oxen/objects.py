@@ -8,16 +8,25 @@ stored completely before any index row points into it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
 from oxen.db import Location, RepoDB
-from oxen.errors import CorruptObject, MissingObject
+from oxen.errors import CorruptObject, InvalidInput, MissingObject
 from oxen.faults import crash_point
 from oxen.ids import hash_bytes
 from oxen.nodes import Node, decode_node, encode_with_id
-from oxen.packs import Kind, PackWriter, SealedPack, pack_key
+from oxen.packs import (
+    FOOTER_LEN,
+    Kind,
+    PackWriter,
+    SealedPack,
+    decode_footer,
+    decode_trailer,
+    pack_key,
+)
 from oxen.storage import ByteRange, Store
 
 MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
@@ -104,6 +113,40 @@ class ObjectStore:
                 out[oid] = bytes(blob) if len(group) > 1 else data
         return out
 
+    async def add_verified_pack(self, path: Path, max_size: int) -> SealedPack:
+        """Verify a pack file received from a peer and keep it (consumes the file)."""
+        pack = await asyncio.to_thread(verify_pack_file, path, max_size)
+        await self.store.put_file(pack_key(pack.id), path, move=True)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await self.db.add_pack(pack.id, pack.size, pack.entries)
+        return pack
+
+    async def write_pack_of(self, ids: list[bytes], path: Path) -> int:
+        """Write the objects ``ids`` into a new pack file at ``path`` (for sending); returns bytes."""
+        locations = await self.db.locate(ids)
+        writer = PackWriter(path.parent)
+        try:
+            batch: list[bytes] = []
+            batch_bytes = 0
+            for oid in ids:
+                loc = locations.get(oid)
+                if loc is None:
+                    raise MissingObject(f"object {oid.hex()} is not stored here")
+                batch.append(oid)
+                batch_bytes += loc.length
+                if batch_bytes >= MAX_RANGE or oid == ids[-1]:
+                    blobs = await self.read_blobs(batch)
+                    await asyncio.to_thread(
+                        writer.add_many, [(o, Kind(locations[o].kind), blobs[o]) for o in batch]
+                    )
+                    batch, batch_bytes = [], 0
+            sealed = await asyncio.to_thread(writer.finish)
+        except BaseException:
+            writer.abort()
+            raise
+        await asyncio.to_thread(os.replace, sealed.path, path)
+        return sealed.size
+
     async def read_nodes(self, ids: Iterable[bytes]) -> dict[bytes, Node]:
         ids = set(ids)
         out = {oid: self._nodes[oid] for oid in ids if oid in self._nodes}
@@ -117,6 +160,44 @@ class ObjectStore:
 
     async def read_node(self, oid: bytes) -> Node:
         return (await self.read_nodes([oid]))[oid]
+
+
+def verify_pack_file(path: Path, max_size: int) -> SealedPack:
+    """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
+
+    Blocking (runs in a worker thread); raises InvalidInput naming the first problem.
+    """
+    size = path.stat().st_size
+    if size > max_size:
+        raise InvalidInput(f"pack of {size} bytes exceeds the limit of {max_size}")
+    try:
+        with open(path, "rb") as f:
+            if size < FOOTER_LEN:
+                raise CorruptObject("too short to be a pack")
+            f.seek(size - FOOTER_LEN)
+            trailer_len = decode_footer(f.read(FOOTER_LEN))
+            data_size = size - FOOTER_LEN - trailer_len
+            if data_size < 0:
+                raise CorruptObject("bad trailer length")
+            f.seek(data_size)
+            trailer = f.read(trailer_len)
+            entries = decode_trailer(trailer, data_size)
+            f.seek(0)
+            offset = 0
+            for e in sorted(entries, key=lambda e: e.offset):
+                if e.offset != offset:
+                    raise CorruptObject("blobs are not contiguous")
+                blob = f.read(e.length)
+                offset += e.length
+                if hash_bytes(blob) != e.id:
+                    raise CorruptObject(f"object {e.id.hex()} does not match its id")
+                if e.kind == Kind.NODE:
+                    decode_node(blob)
+            if offset != data_size:
+                raise CorruptObject("pack data and index disagree")
+    except CorruptObject as e:
+        raise InvalidInput(f"rejected pack: {e}") from None
+    return SealedPack(hash_bytes(trailer), path, entries, size)
 
 
 class PackSink:

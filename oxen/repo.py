@@ -527,11 +527,11 @@ class AsyncRepo(MergeOps, InspectOps):
             new_branch = None
         assert new_commit is not None
         if new_commit != current:
-            await self._switch_tree(current, new_commit, progress)
+            await self.switch_tree(current, new_commit, progress)
         await self.db.set_state("HEAD", head_value(new_branch, new_commit))
         return new_branch, new_commit
 
-    async def _switch_tree(
+    async def switch_tree(
         self, current: bytes | None, target: bytes, progress: ProgressFactory, force: bool = False
     ) -> dict[str, tuple[FileRow | None, FileRow | None]]:
         """Make the working tree and HEAD's file table match ``target``'s tree."""

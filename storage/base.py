@@ -16,8 +16,8 @@ from pathlib import Path
 
 from oxen.storage.errors import InvalidKey
 
-_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._=+-]+$")
-_KEY_CHARS = re.compile(r"^[A-Za-z0-9._=+-]*$")
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=+-]+$")
+_KEY_CHARS = re.compile(r"^[A-Za-z0-9_.=+-]*$")
 
 
 def check_key(key: str) -> str:

@@ -1,0 +1,1 @@
+"""Chunk-level sync with a remote: negotiation, packs in flight, push, fetch, pull, clone."""

@@ -1,0 +1,131 @@
+"""The remote over HTTP (aiohttp): one pooled session, msgpack id lists, packs streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+import msgpack
+
+from oxen.config import load_auth_tokens
+from oxen.errors import NonFastForward, NotFound, RemoteError
+from oxen.sync.protocol import MISSING_BATCH, RemoteURL
+
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+
+
+def token_for(host: str) -> str | None:
+    if env := os.environ.get("OXEN_AUTH_TOKEN"):
+        return env
+    tokens = load_auth_tokens()
+    return tokens.get(host) or tokens.get(host.split(":")[0])
+
+
+def _ids_body(ids: list[bytes]) -> bytes:
+    return msgpack.packb(b"".join(ids), use_bin_type=True)
+
+
+class HttpRemote:
+    def __init__(self, url: RemoteURL, token: str | None = None, connections: int = 8) -> None:
+        self.url = url
+        self.token = token if token is not None else token_for(url.host)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.session = aiohttp.ClientSession(
+            headers=headers, timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=connections)
+        )
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def _request(self, method: str, path: str, **kwargs: object) -> aiohttp.ClientResponse:
+        url = f"{self.url.api}{path}" if path != "" else self.url.api
+        try:
+            response = await self.session.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except aiohttp.ClientConnectionError as e:
+            raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+        if response.status >= 400:
+            await _raise_for(response, str(self.url))
+        return response
+
+    async def create(self) -> None:
+        base = f"{self.url.scheme}://{self.url.host}/api/repos"
+        try:
+            response = await self.session.post(base, json={"namespace": self.url.namespace, "name": self.url.name})
+        except aiohttp.ClientConnectionError as e:
+            raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+        if response.status >= 400:
+            await _raise_for(response, str(self.url))
+        response.release()
+
+    async def refs(self) -> dict[str, bytes]:
+        response = await self._request("GET", "/refs")
+        data = await response.json()
+        self.bytes_received += response.content_length or 0
+        return {b: bytes.fromhex(c) for b, c in data["branches"].items()}
+
+    async def missing(self, ids: list[bytes]) -> set[bytes]:
+        out: set[bytes] = set()
+        for i in range(0, len(ids), MISSING_BATCH):
+            body = _ids_body(ids[i : i + MISSING_BATCH])
+            response = await self._request("POST", "/objects/missing", data=body)
+            raw = await response.read()
+            self.bytes_sent += len(body)
+            self.bytes_received += len(raw)
+            blob = msgpack.unpackb(raw)
+            out.update(blob[j : j + 16] for j in range(0, len(blob), 16))
+        return out
+
+    async def upload_pack(self, path: Path) -> None:
+        """Send one pack (packs we send are ~16 MiB, so read whole in a worker thread)."""
+        data = await asyncio.to_thread(path.read_bytes)
+        response = await self._request(
+            "POST", "/packs", data=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        response.release()
+        self.bytes_sent += len(data)
+
+    async def fetch_pack(self, ids: list[bytes], dest: Path) -> None:
+        body = _ids_body(ids)
+        response = await self._request("POST", "/objects/fetch", data=body)
+        self.bytes_sent += len(body)
+        f = await asyncio.to_thread(open, dest, "wb")
+        try:
+            buffer = bytearray()
+            async for piece in response.content.iter_any():
+                buffer += piece
+                self.bytes_received += len(piece)
+                if len(buffer) >= 4 * 1024 * 1024:
+                    await asyncio.to_thread(f.write, buffer)
+                    buffer = bytearray()
+            await asyncio.to_thread(f.write, buffer)
+        finally:
+            f.close()
+            response.release()
+
+    async def update_ref(self, branch: str, old: bytes | None, new: bytes) -> None:
+        body = {"old": old.hex() if old else None, "new": new.hex()}
+        (await self._request("PUT", f"/refs/heads/{branch}", json=body)).release()
+
+    async def delete_ref(self, branch: str, old: bytes) -> None:
+        (await self._request("DELETE", f"/refs/heads/{branch}", json={"old": old.hex()})).release()
+
+
+async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:
+    try:
+        message = (await response.json()).get("error", response.reason)
+    except Exception:
+        message = response.reason or "error"
+    response.release()
+    if response.status == 401:
+        raise RemoteError(f"{where}: {message}")
+    if response.status == 403:
+        raise RemoteError(f"{where}: permission denied: {message}")
+    if response.status == 404:
+        raise NotFound(f"{where}: {message}")
+    if response.status == 409:
+        raise NonFastForward(f"rejected by {where}: {message}")
+    raise RemoteError(f"{where} answered {response.status}: {message}")

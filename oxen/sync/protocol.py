@@ -1,0 +1,55 @@
+"""What the sync algorithms need from a remote, independent of how it is reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from oxen.errors import OxenError
+
+MISSING_BATCH = 20_000  # ids per "which of these do you lack" request
+PACK_TARGET = 16 * 1024 * 1024  # bytes per pack sent or fetched
+
+
+@dataclass(frozen=True)
+class RemoteURL:
+    scheme: str
+    host: str  # host[:port]
+    namespace: str
+    name: str
+
+    @classmethod
+    def parse(cls, url: str) -> RemoteURL:
+        parsed = urlparse(url)
+        parts = [p for p in parsed.path.split("/") if p]
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or len(parts) != 2:
+            raise OxenError(f"not a remote repository URL (want http[s]://HOST[:PORT]/NAMESPACE/NAME): {url}")
+        return cls(parsed.scheme, parsed.netloc, parts[0], parts[1])
+
+    @property
+    def api(self) -> str:
+        return f"{self.scheme}://{self.host}/api/repos/{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}/{self.namespace}/{self.name}"
+
+
+class Remote(Protocol):
+    bytes_sent: int
+    bytes_received: int
+
+    async def refs(self) -> dict[str, bytes]: ...
+
+    async def missing(self, ids: list[bytes]) -> set[bytes]: ...
+
+    async def upload_pack(self, path: Path) -> None: ...
+
+    async def fetch_pack(self, ids: list[bytes], dest: Path) -> None: ...
+
+    async def update_ref(self, branch: str, old: bytes | None, new: bytes) -> None: ...
+
+    async def delete_ref(self, branch: str, old: bytes) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,191 @@
+"""Every route of the sync protocol (documented in docs/sync-protocol.md), thin over
+:mod:`oxen.serving`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import msgpack
+from aiohttp import web
+
+from oxen.errors import InvalidInput
+from oxen.ids import from_hex
+from oxen.server.state import REGISTRY, grant_of
+from oxen.serving import MAX_PACK_BYTES, ServedRepo
+
+routes = web.RouteTableDef()
+
+MAX_IDS = 100_000
+WRITE_BATCH = 4 * 1024 * 1024
+
+
+def decode_ids(body: bytes) -> list[bytes]:
+    """A request body holding ids: msgpack bin of concatenated 16-byte ids."""
+    try:
+        blob = msgpack.unpackb(body, raw=False)
+    except Exception:
+        raise InvalidInput("body is not valid msgpack") from None
+    if not isinstance(blob, bytes) or len(blob) % 16:
+        raise InvalidInput("body must be msgpack bin of 16-byte ids")
+    if len(blob) // 16 > MAX_IDS:
+        raise InvalidInput(f"at most {MAX_IDS} ids per request")
+    return [blob[i : i + 16] for i in range(0, len(blob), 16)]
+
+
+def encode_ids(ids: list[bytes]) -> bytes:
+    return msgpack.packb(b"".join(ids), use_bin_type=True)
+
+
+async def json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except Exception:
+        raise InvalidInput("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+def parse_commit(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a commit id")
+    try:
+        return from_hex(value)
+    except ValueError:
+        raise InvalidInput(f"{field} is not a commit id: {value!r}") from None
+
+
+async def repo_of(request: web.Request) -> ServedRepo:
+    return await request.app[REGISTRY].open(
+        request.match_info["namespace"], request.match_info["name"]
+    )
+
+
+def _tmp_dir(repo: ServedRepo) -> Path:
+    return repo.tmp_dir
+
+
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+@routes.post("/api/repos")
+async def create_repo(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    namespace, name = body.get("namespace"), body.get("name")
+    if not isinstance(namespace, str) or not isinstance(name, str):
+        raise InvalidInput("namespace and name are required")
+    if not grant_of(request).can_write(namespace):
+        raise web.HTTPForbidden(reason=f"this token may not write to namespace {namespace}")
+    info = await request.app[REGISTRY].create(namespace, name)
+    return web.json_response(info.as_dict(), status=201)
+
+
+@routes.get("/api/repos/{namespace}")
+async def list_repos(request: web.Request) -> web.Response:
+    repos = await request.app[REGISTRY].list(request.match_info["namespace"])
+    return web.json_response({"repositories": [r.as_dict() for r in repos]})
+
+
+@routes.get("/api/repos/{namespace}/{name}")
+async def get_repo(request: web.Request) -> web.Response:
+    repo = await repo_of(request)
+    branches = {b: c.hex() for b, c in (await repo.refs()).items()}
+    return web.json_response({**repo.info.as_dict(), "branches": branches})
+
+
+@routes.delete("/api/repos/{namespace}/{name}")
+async def delete_repo(request: web.Request) -> web.Response:
+    await request.app[REGISTRY].delete(request.match_info["namespace"], request.match_info["name"])
+    return web.json_response({"deleted": True})
+
+
+@routes.get("/api/repos/{namespace}/{name}/refs")
+async def list_refs(request: web.Request) -> web.Response:
+    repo = await repo_of(request)
+    return web.json_response({"branches": {b: c.hex() for b, c in (await repo.refs()).items()}})
+
+
+@routes.put("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
+async def update_ref(request: web.Request) -> web.Response:
+    repo = await repo_of(request)
+    body = await json_body(request)
+    old = None if body.get("old") is None else parse_commit(body.get("old"), "old")
+    new = parse_commit(body.get("new"), "new")
+    await repo.update_ref(request.match_info["branch"], old, new)
+    return web.json_response({"branch": request.match_info["branch"], "commit": new.hex()})
+
+
+@routes.delete("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
+async def delete_ref(request: web.Request) -> web.Response:
+    repo = await repo_of(request)
+    body = await json_body(request)
+    await repo.delete_ref(request.match_info["branch"], parse_commit(body.get("old"), "old"))
+    return web.json_response({"deleted": request.match_info["branch"]})
+
+
+@routes.post("/api/repos/{namespace}/{name}/objects/missing")
+async def missing_objects(request: web.Request) -> web.Response:
+    repo = await repo_of(request)
+    ids = decode_ids(await request.read())
+    missing = await repo.missing(ids)
+    return web.Response(
+        body=encode_ids([i for i in ids if i in missing]), content_type="application/msgpack"
+    )
+
+
+@routes.post("/api/repos/{namespace}/{name}/packs")
+async def upload_pack(request: web.Request) -> web.Response:
+    """A pack streamed to a temp file (bounded memory), verified, then stored."""
+    repo = await repo_of(request)
+    if request.content_length is not None and request.content_length > MAX_PACK_BYTES:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_PACK_BYTES, actual_size=request.content_length
+        )
+    path = _tmp_dir(repo) / f"upload-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    size = 0
+    f = await asyncio.to_thread(open, path, "wb")
+    try:
+        buffer = bytearray()
+        async for piece in request.content.iter_any():
+            size += len(piece)
+            if size > MAX_PACK_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_PACK_BYTES, actual_size=size)
+            buffer += piece
+            if len(buffer) >= WRITE_BATCH:
+                await asyncio.to_thread(f.write, buffer)
+                buffer = bytearray()
+        await asyncio.to_thread(f.write, buffer)
+        f.close()
+        objects = await repo.receive_pack(path)
+    finally:
+        f.close()
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    return web.json_response({"objects": objects, "bytes": size}, status=201)
+
+
+@routes.post("/api/repos/{namespace}/{name}/objects/fetch")
+async def fetch_objects(request: web.Request) -> web.StreamResponse:
+    """The requested objects as one pack, streamed from a temp file."""
+    repo = await repo_of(request)
+    ids = decode_ids(await request.read())
+    path = _tmp_dir(repo) / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    try:
+        size = await repo.pack_of(ids, path)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = size
+        await response.prepare(request)
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            while piece := await asyncio.to_thread(f.read, WRITE_BATCH):
+                await response.write(piece)
+        finally:
+            f.close()
+        await response.write_eof()
+        return response
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)

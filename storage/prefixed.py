@@ -1,0 +1,62 @@
+"""A view of a store under a key prefix (``repos/ns/name/``), so each repository's objects
+live apart in one bucket while the code above sees plain keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from oxen.storage.base import ByteRange, Store, check_key
+
+
+class PrefixedStore(Store):
+    def __init__(self, inner: Store, prefix: str) -> None:
+        check_key(prefix.rstrip("/"))
+        self.inner = inner
+        self.prefix = prefix.rstrip("/") + "/"
+        self.supports_cas = inner.supports_cas
+
+    @property
+    def url(self) -> str:
+        return self.inner.url.rstrip("/") + "/" + self.prefix.rstrip("/")
+
+    def _k(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(self._k(key))
+
+    async def get_range(self, key: str, start: int, length: int) -> bytes | None:
+        return await self.inner.get_range(self._k(key), start, length)
+
+    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
+        return await self.inner.get_ranges(self._k(key), ranges)
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.inner.put(self._k(key), data)
+
+    async def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        await self.inner.put_file(self._k(key), path, move=move)
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        return await self.inner.put_if_absent(self._k(key), data)
+
+    async def compare_and_swap(self, key: str, expected: bytes | None, new: bytes) -> bool:
+        return await self.inner.compare_and_swap(self._k(key), expected, new)
+
+    async def exists_many(self, keys: Iterable[str]) -> set[str]:
+        found = await self.inner.exists_many(self._k(k) for k in keys)
+        return {k[len(self.prefix) :] for k in found}
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        async for key in self.inner.list(self.prefix + prefix):
+            yield key[len(self.prefix) :]
+
+    async def size(self, key: str) -> int | None:
+        return await self.inner.size(self._k(key))
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(self._k(key))
+
+    async def close(self) -> None:
+        """The inner store is shared; its owner closes it."""
