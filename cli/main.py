@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name")
     c.add_argument("--email")
     c.add_argument("--set-remote", nargs=2, metavar=("NAME", "URL"))
-    c.add_argument("--auth", nargs=2, metavar=("HOST", "TOKEN"), help="store the token for HOST[:PORT]")
+    c.add_argument(
+        "--auth", nargs=2, metavar=("HOST", "TOKEN"), help="store the token for HOST[:PORT]"
+    )
 
     c = cmd("add", "Stage files (new, changed or deleted) for the next commit.")
     c.add_argument("paths", nargs="+")
@@ -126,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("branch", nargs="?")
     c.add_argument("-j", "--jobs", type=int, default=4)
 
-    c = cmd("clone", "Copy a remote repository (the branch's latest data and its history).", sync + "clone")
+    c = cmd(
+        "clone",
+        "Copy a remote repository (the branch's latest data and its history).",
+        sync + "clone",
+    )
     c.add_argument("url")
     c.add_argument("dir", nargs="?")
     c.add_argument("-b", "--branch")

@@ -22,7 +22,9 @@ from oxen.sync.push import push as push_repo
 def _remote_url(repo: AsyncRepo, name: str) -> RemoteURL:
     url = repo.config.remotes.get(name)
     if url is None:
-        raise OxenError(f"no remote named {name!r}: add one with oxen config --set-remote {name} URL")
+        raise OxenError(
+            f"no remote named {name!r}: add one with oxen config --set-remote {name} URL"
+        )
     return RemoteURL.parse(url)
 
 
@@ -102,7 +104,9 @@ def fetch(args: argparse.Namespace) -> int:
         async with await AsyncRepo.open() as repo:
             client = HttpRemote(_remote_url(repo, args.remote), connections=max(4, args.jobs * 2))
             try:
-                r = await fetch_repo(repo, client, args.remote, args.branch, args.all, args.jobs, bar)
+                r = await fetch_repo(
+                    repo, client, args.remote, args.branch, args.all, args.jobs, bar
+                )
             finally:
                 await client.close()
         names = ", ".join(f"{args.remote}/{b}" for b in sorted(r.branches))
@@ -117,10 +121,16 @@ def pull(args: argparse.Namespace) -> int:
         async with await AsyncRepo.open() as repo:
             client = HttpRemote(_remote_url(repo, args.remote), connections=max(4, args.jobs * 2))
             try:
-                fetched, merged = await pull_repo(repo, client, args.remote, args.branch, args.jobs, bar)
+                fetched, merged = await pull_repo(
+                    repo, client, args.remote, args.branch, args.jobs, bar
+                )
             finally:
                 await client.close()
-        what = {"up-to-date": "Already up to date.", "fast-forward": "Fast-forward", "merged": "Merge made"}[merged.kind]
+        what = {
+            "up-to-date": "Already up to date.",
+            "fast-forward": "Fast-forward",
+            "merged": "Merge made",
+        }[merged.kind]
         return f"{what} (received {fetched.bytes_received} bytes, {human_size(fetched.bytes_received)})"
 
     print(asyncio.run(go()))
@@ -134,7 +144,9 @@ def clone(args: argparse.Namespace) -> int:
     async def go() -> str:
         client = HttpRemote(url, connections=max(4, args.jobs * 2))
         try:
-            repo, r = await clone_repo(str(url), dest, client, args.branch, args.all, args.jobs, bar)
+            repo, r = await clone_repo(
+                str(url), dest, client, args.branch, args.all, args.jobs, bar
+            )
             await repo.close()
         finally:
             await client.close()

@@ -54,7 +54,9 @@ class HttpRemote:
     async def create(self) -> None:
         base = f"{self.url.scheme}://{self.url.host}/api/repos"
         try:
-            response = await self.session.post(base, json={"namespace": self.url.namespace, "name": self.url.name})
+            response = await self.session.post(
+                base, json={"namespace": self.url.namespace, "name": self.url.name}
+            )
         except aiohttp.ClientConnectionError as e:
             raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
         if response.status >= 400:

@@ -25,7 +25,9 @@ class RemoteURL:
         parsed = urlparse(url)
         parts = [p for p in parsed.path.split("/") if p]
         if parsed.scheme not in ("http", "https") or not parsed.netloc or len(parts) != 2:
-            raise OxenError(f"not a remote repository URL (want http[s]://HOST[:PORT]/NAMESPACE/NAME): {url}")
+            raise OxenError(
+                f"not a remote repository URL (want http[s]://HOST[:PORT]/NAMESPACE/NAME): {url}"
+            )
         return cls(parsed.scheme, parsed.netloc, parts[0], parts[1])
 
     @property

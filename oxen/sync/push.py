@@ -1,8 +1,8 @@
 """push: send the remote what it lacks, then move its branch by compare-and-swap.
 
 Negotiation walks from the commit down, asking the remote in batches which ids it lacks
-and descending only into those.  Objects go in the order chunks, then nodes deepest level
-first, then commits, each stage finished before the next starts, so a node the remote has
+and descending only into those.  All chunks go first (several packs in flight), then the
+nodes, deepest level first and commits last, one pack at a time, so a node the remote has
 always has its whole subtree there too: an interrupted push, re-run, sends only the rest.
 """
 
@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from oxen.errors import NonFastForward, RefError
+from oxen.faults import crash_point
 from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, VNode
 from oxen.progress import ProgressFactory, null_progress
 from oxen.repo import AsyncRepo
@@ -77,18 +78,28 @@ async def push(
         )
     commits = await _missing_commits(repo, remote, tip)
     levels, chunks = await _missing_objects(repo, remote, commits)
-    stages = [chunks, *reversed(levels), commits]
+    # Chunks go in parallel; nodes (a small share of the bytes) one pack at a time, deepest
+    # level first and commits last, so the remote never holds a node without its subtree.
+    nodes_in_order = [oid for level in reversed(levels) for oid in level] + commits
     bar = progress("pushing", None, "B")
-    packs = 0
     try:
-        for stage in stages:
-            packs += await _send(repo, remote, stage, jobs, bar)
+        packs = await _send(repo, remote, chunks, jobs, bar)
+        packs += await _send(repo, remote, nodes_in_order, 1, bar)
     finally:
         bar.close()
     await remote.update_ref(branch, remote_tip, tip)
     await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
     nodes = sum(len(level) for level in levels)
-    return PushResult(branch, remote_tip, tip, len(commits), nodes, len(chunks), packs, remote.bytes_sent - sent_before)
+    return PushResult(
+        branch,
+        remote_tip,
+        tip,
+        len(commits),
+        nodes,
+        len(chunks),
+        packs,
+        remote.bytes_sent - sent_before,
+    )
 
 
 async def _missing_commits(repo: AsyncRepo, remote: Remote, tip: bytes) -> list[bytes]:
@@ -164,6 +175,7 @@ async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, ba
             try:
                 written = await repo.objects.write_pack_of(group, path)
                 await remote.upload_pack(path)
+                crash_point("push-pack-sent")
                 bar.update(written)
             finally:
                 await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -1,0 +1,123 @@
+"""Real `oxen-server` processes on loopback, on local disk or on S3 (moto in server mode)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.storage.conftest import aws_env, make_bucket, moto_endpoint  # noqa: F401 - fixtures
+
+SERVER = [sys.executable, "-m", "oxen.server.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    host: str
+    token: str
+    data_dir: Path
+    storage: str | None
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, repo: str) -> str:
+        return f"http://{self.host}/{repo}"
+
+    def add_user(self, *extra: str) -> str:
+        out = self.data_dir.parent / f"user-{uuid.uuid4().hex}.toml"
+        args = [
+            *SERVER,
+            "add-user",
+            "--email",
+            "u@example.com",
+            "--name",
+            "U",
+            "--output",
+            str(out),
+        ]
+        args += [
+            "--data-dir",
+            str(self.data_dir),
+            *(["--storage", self.storage] if self.storage else []),
+            *extra,
+        ]
+        subprocess.run(args, check=True, env=self.env, capture_output=True)
+        return out.read_text().split('token = "')[1].split('"')[0]
+
+    def start(self) -> None:
+        port = self.host.split(":")[1]
+        args = [*SERVER, "start", "--port", port, "--data-dir", str(self.data_dir)]
+        args += ["--storage", self.storage] if self.storage else []
+        log = open(self.data_dir.parent / f"server-{port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(300):  # readiness: poll the health route, up to ~30 s
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/api/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("oxen-server exited at start") from None
+                time.sleep(0.1)
+        raise RuntimeError("oxen-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def make(
+        storage: str | None = None, env: dict[str, str] | None = None, data_dir: Path | None = None
+    ) -> Server:
+        data = data_dir or tmp_path / f"server-data-{len(servers)}"
+        data.mkdir(parents=True, exist_ok=True)
+        server = Server(
+            f"127.0.0.1:{free_port()}", "", data, storage, {**os.environ, **(env or {})}
+        )
+        server.token = server.add_user()
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    return make_server()
+
+
+@pytest.fixture
+def s3_server(make_server: Callable[..., Server], moto_endpoint: str, make_bucket) -> Server:  # noqa: F811
+    bucket = make_bucket(f"oxen-{uuid.uuid4().hex[:12]}")
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return make_server(storage=f"s3://{bucket}/oxen", env=env)
