@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint bench bench-quick clean
+.PHONY: serve test lint bench bench-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,12 +11,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+serve: $(VENV)/.installed
+	$(BIN)/oxen-server start
+
 test: $(VENV)/.installed
-	$(BIN)/ruff check oxen storage cli tests
+	$(BIN)/ruff check oxen storage cli server tests bench
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check oxen storage cli tests bench
+	$(BIN)/ruff check oxen storage cli server tests bench
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV)
