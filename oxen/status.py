@@ -19,7 +19,7 @@ from oxen.schema import (
     UPSERT_STAT,
     connect_sync,
 )
-from oxen.worktree import OXEN_DIR, FileStat, fs_clock, is_under, scan
+from oxen.worktree import OXEN_DIR, fs_clock, is_under, scan
 
 
 @dataclass
@@ -54,16 +54,6 @@ class Status:
         return d
 
 
-def _cached_id(st: FileStat, row: tuple) -> bytes | None:
-    """The id from the stat cache if the file's stat still matches and is not racy."""
-    size, mtime_ns, ctime_ns, ino, oid, racy = row
-    if oid is None or racy:
-        return None
-    if (st.size, st.mtime_ns, st.ctime_ns, st.ino) == (size, mtime_ns, ctime_ns, ino):
-        return oid
-    return None
-
-
 def compute_status(root: Path, prefix: str = "", refresh: bool = True) -> Status:
     """Status of the files at or below ``prefix`` ('' for the whole tree)."""
     oxen_dir = root / OXEN_DIR
@@ -84,9 +74,7 @@ def compute_status(root: Path, prefix: str = "", refresh: bool = True) -> Status
         }
 
         # What the next commit would record for each path (None: nothing).
-        index: dict[str, tuple] = {}
-        for path, row in head_rows.items():
-            index[path] = row
+        index: dict[str, tuple] = dict(head_rows)
         for path, row in staged_rows.items():
             head_row = head_rows.get(path)
             if row[1] is None:
@@ -100,12 +88,15 @@ def compute_status(root: Path, prefix: str = "", refresh: bool = True) -> Status
             index[path] = row
 
         refreshed: list[tuple] = []
+        current_ids = status.current_ids
+        modified = status.modified
         for path, row in index.items():
             st = on_disk.get(path)
             if st is None:
                 status.removed.append(path)
                 continue
-            current = _cached_id(st, row[3:9])
+            # row[3:7] is the cached (size, mtime, ctime, inode); row[7] its id; row[8] racy
+            current = row[7] if (not row[8] and st[:4] == row[3:7]) else None
             if current is None:
                 try:
                     current = hash_file(os.path.join(root, path))
@@ -114,9 +105,9 @@ def compute_status(root: Path, prefix: str = "", refresh: bool = True) -> Status
                     continue
                 racy = int(clock is None or st.mtime_ns >= clock)
                 refreshed.append((path, st.size, st.mtime_ns, st.ctime_ns, st.ino, current, racy))
-            status.current_ids[path] = current
+            current_ids[path] = current
             if current != row[1]:
-                status.modified.append(path)
+                modified.append(path)
         status.untracked = [p for p in on_disk if p not in index and p not in staged_rows]
         status.untracked += [p for p in on_disk if p in staged_rows and staged_rows[p][1] is None]
         if refresh and refreshed:

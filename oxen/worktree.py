@@ -73,27 +73,32 @@ def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
         return out
     if not stat_mod.S_ISDIR(st.st_mode):
         return out
-    for rel, entry_stat in _walk(str(start), prefix + "/" if prefix else ""):
-        out[rel] = entry_stat
+    out.update(_walk(str(start), prefix + "/" if prefix else ""))
     return out
 
 
 def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
-    try:
-        entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-    for entry in entries:
-        name = entry.name
-        if not rel_prefix and name == OXEN_DIR:
-            continue
+    """Depth-first, iterative; one lstat per regular file (DirEntry knows the type)."""
+    stack = [(directory, rel_prefix)]
+    make = FileStat
+    while stack:
+        path, rel = stack.pop()
         try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path, f"{rel_prefix}{name}/")
-            elif entry.is_file(follow_symlinks=False):
-                yield rel_prefix + name, FileStat.of(entry.stat(follow_symlinks=False))
-        except FileNotFoundError:
+            entries = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
+        with entries:
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if rel or name != OXEN_DIR:
+                            stack.append((entry.path, f"{rel}{name}/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        yield rel + name, make(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+                except FileNotFoundError:
+                    continue
 
 
 def fs_clock(oxen_dir: Path) -> int:
