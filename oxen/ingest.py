@@ -59,6 +59,21 @@ def _batches(files: list[tuple[str, FileStat]]) -> Iterator[list[tuple[str, File
         yield batch
 
 
+def _read_whole(path: str, size_hint: int) -> bytes:
+    """One open and (usually) one read syscall: cheaper than open().read() for small files."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size_hint + 1)
+        if len(data) <= size_hint:
+            return data
+        parts = [data]  # the file grew since it was stat'ed: read the rest
+        while piece := os.read(fd, 1 << 20):
+            parts.append(piece)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 class Ingestor:
     def __init__(self, objects: ObjectStore, chunker: Chunker, progress: Progress) -> None:
         self.objects = objects
@@ -86,8 +101,7 @@ class Ingestor:
         out = []
         for path, st in batch:
             try:
-                with open(os.path.join(root, path), "rb") as f:
-                    data = f.read()
+                data = _read_whole(os.path.join(root, path), st.size)
             except (FileNotFoundError, IsADirectoryError):
                 continue
             out.append(_ReadFile(path, st, data, self.chunker.cut(data)))
