@@ -14,7 +14,10 @@ class PrefixedStore(Store):
         check_key(prefix.rstrip("/"))
         self.inner = inner
         self.prefix = prefix.rstrip("/") + "/"
-        self.supports_cas = inner.supports_cas
+
+    @property  # type: ignore[override]
+    def supports_cas(self) -> bool:
+        return self.inner.supports_cas
 
     @property
     def url(self) -> str:

@@ -38,7 +38,7 @@ def open_store(url: str | Path, **options: Any) -> Store:
             from oxen.storage.s3 import S3Store
         except ImportError as e:
             raise StoreError(
-                f"{url!r} needs the S3 backend: pip install 'oxen-vcs[s3]' ({e})"
+                f"{url!r} needs the S3 backend's dependencies (aiobotocore): {e}"
             ) from e
         return S3Store.from_url(url, **options)
     raise StoreError(f"unsupported store URL scheme {scheme!r} in {url!r}")
