@@ -6,7 +6,11 @@ from typing import Protocol
 
 
 class Progress(Protocol):
+    """The subset of tqdm's interface the core uses."""
+
     def update(self, n: int) -> None: ...
+
+    def reset(self, total: int | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -17,6 +21,9 @@ class ProgressFactory(Protocol):
 
 class NullProgress:
     def update(self, n: int) -> None:
+        pass
+
+    def reset(self, total: int | None = None) -> None:
         pass
 
     def close(self) -> None:

@@ -115,6 +115,7 @@ async def fetch_data(
         if isinstance(node, ChunkList):
             sizes.update(zip(node.ids, node.lengths, strict=True))
     wanted = sorted(await repo.db.missing(sizes))
+    bar.reset(total=sum(sizes[c] for c in wanted))  # the data to come: now its size is known
     await _fetch_ids(repo.objects, remote, wanted, sizes, jobs, bar)
     rows = [(fid, c) for fid, (c, _) in files.items() if c is not None]
     if rows:

@@ -81,7 +81,8 @@ async def push(
     # Chunks go in parallel; nodes (a small share of the bytes) one pack at a time, deepest
     # level first and commits last, so the remote never holds a node without its subtree.
     nodes_in_order = [oid for level in reversed(levels) for oid in level] + commits
-    bar = progress("pushing", None, "B")
+    sizes = await repo.db.locate([*chunks, *nodes_in_order])
+    bar = progress("pushing", sum(loc.length for loc in sizes.values()), "B")
     try:
         packs = await _send(repo, remote, chunks, jobs, bar)
         packs += await _send(repo, remote, nodes_in_order, 1, bar)
@@ -173,10 +174,10 @@ async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, ba
         async with limit:
             path = tmp / f"push-{os.getpid()}-{uuid.uuid4().hex}.pack"
             try:
-                written = await repo.objects.write_pack_of(group, path)
+                await repo.objects.write_pack_of(group, path)
                 await remote.upload_pack(path)
                 crash_point("push-pack-sent")
-                bar.update(written)
+                bar.update(sum(locations[o].length for o in group if o in locations))
             finally:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
 
