@@ -47,3 +47,21 @@ async def walk(objects: ObjectStore, tips: set[bytes], history: bool = True) -> 
                 raise CorruptObject(f"unexpected node {oid.hex()}")
         frontier = nxt - out.nodes
     return out
+
+
+async def is_ancestor(objects: ObjectStore, ancestor: bytes, tip: bytes) -> bool:
+    """Whether ``ancestor`` is ``tip`` or reachable from it through parents."""
+    seen: set[bytes] = set()
+    todo = [tip]
+    while todo:
+        cid = todo.pop()
+        if cid == ancestor:
+            return True
+        if cid in seen:
+            continue
+        seen.add(cid)
+        node = await objects.read_node(cid)
+        if not isinstance(node, CommitNode):
+            raise CorruptObject(f"{cid.hex()} is not a commit")
+        todo.extend(node.parents)
+    return False

@@ -34,6 +34,7 @@ from oxen.errors import (
 from oxen.nodes import ChunkList, CommitNode
 from oxen.objects import ObjectStore
 from oxen.packs import FOOTER_LEN, decode_footer, decode_trailer
+from oxen.reachability import is_ancestor
 from oxen.refs import check_branch_name
 from oxen.storage import Store
 from oxen.storage.prefixed import PrefixedStore
@@ -116,7 +117,7 @@ class ServedRepo:
                 f"branch {branch} has moved on the server; pull, merge, then push again"
             )
         await self.verify_complete(new)
-        if old is not None and not await self._descends(new, old):
+        if old is not None and not await is_ancestor(self.objects, old, new):
             raise NonFastForward(
                 f"push to {branch} is not a fast-forward: pull, merge, then push again"
             )
@@ -143,18 +144,6 @@ class ServedRepo:
         if not isinstance(node, CommitNode):
             raise InvalidInput(f"{cid.hex()} is not a commit")
         return node
-
-    async def _descends(self, new: bytes, old: bytes) -> bool:
-        seen, todo = set(), [new]
-        while todo:
-            cid = todo.pop()
-            if cid == old:
-                return True
-            if cid in seen:
-                continue
-            seen.add(cid)
-            todo.extend((await self._commit(cid)).parents)
-        return False
 
     async def verify_complete(self, tip: bytes) -> None:
         """Every commit, node and chunk ``tip`` reaches is stored, or InvalidInput.

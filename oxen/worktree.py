@@ -96,7 +96,10 @@ def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
                             stack.append((entry.path, f"{rel}{name}/"))
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
-                        yield rel + name, make(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+                        yield (
+                            rel + name,
+                            make(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode),
+                        )
                 except FileNotFoundError:
                     continue
 

@@ -20,7 +20,7 @@ from oxen.errors import NotFound, OxenError, RefError
 from oxen.merge import MergeResult
 from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, VNode
 from oxen.objects import ObjectStore
-from oxen.progress import ProgressFactory, null_progress
+from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.refs import head_value
 from oxen.repo import CONFIG_NAME, AsyncRepo
 from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
@@ -37,7 +37,12 @@ class FetchResult:
 
 
 async def _fetch_ids(
-    objects: ObjectStore, remote: Remote, ids: list[bytes], sizes: dict[bytes, int], jobs: int, bar
+    objects: ObjectStore,
+    remote: Remote,
+    ids: list[bytes],
+    sizes: dict[bytes, int],
+    jobs: int,
+    bar: Progress,
 ) -> None:
     """Fetch objects as packs of ~PACK_TARGET bytes, ``jobs`` requests at a time."""
     if not ids:
@@ -71,7 +76,7 @@ async def _fetch_ids(
 
 
 async def fetch_history(
-    repo: AsyncRepo, remote: Remote, tips: list[bytes], jobs: int, bar
+    repo: AsyncRepo, remote: Remote, tips: list[bytes], jobs: int, bar: Progress
 ) -> tuple[set[bytes], int]:
     """Commits reachable from ``tips`` and every node of their trees; returns (commits, fetched)."""
     fetched = 0
@@ -99,7 +104,7 @@ async def fetch_history(
 
 
 async def fetch_data(
-    repo: AsyncRepo, remote: Remote, commits: list[bytes], jobs: int, bar
+    repo: AsyncRepo, remote: Remote, commits: list[bytes], jobs: int, bar: Progress
 ) -> tuple[int, int]:
     """The chunks of every file in ``commits``' trees that we lack; returns (nodes, chunks) fetched."""
     files: dict[bytes, tuple[bytes | None, int]] = {}

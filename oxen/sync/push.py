@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from oxen.errors import NonFastForward, RefError
 from oxen.faults import crash_point
 from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, VNode
-from oxen.progress import ProgressFactory, null_progress
+from oxen.progress import Progress, ProgressFactory, null_progress
+from oxen.reachability import is_ancestor
 from oxen.repo import AsyncRepo
 from oxen.sync.protocol import PACK_TARGET, Remote
 
@@ -39,20 +40,6 @@ class PushResult:
         return self.old == self.new
 
 
-async def is_ancestor(repo: AsyncRepo, ancestor: bytes, tip: bytes) -> bool:
-    seen: set[bytes] = set()
-    todo = [tip]
-    while todo:
-        cid = todo.pop()
-        if cid == ancestor:
-            return True
-        if cid in seen:
-            continue
-        seen.add(cid)
-        todo.extend((await repo.read_commit(cid)).parents)
-    return False
-
-
 async def push(
     repo: AsyncRepo,
     remote: Remote,
@@ -70,7 +57,8 @@ async def push(
         await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
         return PushResult(branch, tip, tip, 0, 0, 0, 0, 0)
     if remote_tip is not None and (
-        not await repo.db.locate([remote_tip]) or not await is_ancestor(repo, remote_tip, tip)
+        not await repo.db.locate([remote_tip])
+        or not await is_ancestor(repo.objects, remote_tip, tip)
     ):
         raise NonFastForward(
             f"the remote's {branch} has commits you do not have: "
@@ -154,7 +142,7 @@ async def _missing_objects(
     return [lvl for lvl in levels if lvl], chunks
 
 
-async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, bar) -> int:
+async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, bar: Progress) -> int:
     """Pack ``ids`` into ~16 MiB packs and upload them, ``jobs`` at a time."""
     if not ids:
         return 0
