@@ -1,111 +1,142 @@
-"""Repository and user configuration: TOML files validated by pydantic models.
+"""Repository and user configuration: TOML files read into validated dataclasses.
 
 The chunker's parameters live in the repository config so that a later change of
 defaults cannot silently break deduplication against data already stored.
+
+Why not pydantic here: importing it (and building the models) costs ~0.09 s, paid by every
+`oxen` command that opens a repository; these few flat tables need only the checks below.
+The server keeps pydantic for what crosses its boundary.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oxen.errors import ConfigError
 
 FORMAT_VERSION = 1
 
 
-class ChunkingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _at_least(n: int) -> dict[str, int]:
+    return {"ge": n}
 
+
+@dataclass(frozen=True)
+class ChunkingConfig:
     algorithm: Literal["fastcdc-2020"] = "fastcdc-2020"
-    min_size: int = Field(8 * 1024, ge=64)
-    avg_size: int = Field(64 * 1024, ge=256)
-    max_size: int = Field(128 * 1024, ge=1024)
+    min_size: int = field(default=8 * 1024, metadata=_at_least(64))
+    avg_size: int = field(default=64 * 1024, metadata=_at_least(256))
+    max_size: int = field(default=128 * 1024, metadata=_at_least(1024))
     normalization: Literal[0, 1, 2, 3] = 1
 
+    def __post_init__(self) -> None:
+        if not self.min_size < self.avg_size < self.max_size:
+            raise ValueError("chunking sizes must satisfy min_size < avg_size < max_size")
 
-class StorageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+@dataclass
+class StorageConfig:
     # A store URL; a relative path is taken relative to the .oxen directory.
     url: str = "objects"
     fsync: bool = True
-    pack_size: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    pack_size: int = field(default=64 * 1024 * 1024, metadata=_at_least(1024 * 1024))
 
 
-class CoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@dataclass
+class CoreConfig:
     format: int = FORMAT_VERSION
-    vnode_size: int = Field(10_000, ge=16)
+    vnode_size: int = field(default=10_000, metadata=_at_least(16))
 
 
-class RepoConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class RepoConfig:
+    core: CoreConfig = field(default_factory=CoreConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    remotes: dict[str, str] = field(default_factory=dict)  # name -> URL
 
-    core: CoreConfig = CoreConfig()
-    chunking: ChunkingConfig = ChunkingConfig()
-    storage: StorageConfig = StorageConfig()
-    remotes: dict[str, str] = Field(default_factory=dict)  # name -> URL
 
-
-class UserConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+@dataclass
+class UserConfig:
     name: str | None = None
     email: str | None = None
 
 
-def load_auth_tokens() -> dict[str, str]:
-    """host[:port] -> token, from the ``[auth.hosts]`` table of the user config."""
-    try:
-        raw = tomllib.loads(user_config_path().read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"invalid config file {user_config_path()}: {e}") from None
-    hosts = raw.get("auth", {}).get("hosts", {})
-    return {str(k): str(v) for k, v in hosts.items()} if isinstance(hosts, dict) else {}
+C = TypeVar("C")
 
 
-def save_auth_token(host: str, token: str) -> Path:
-    data_path = user_config_path()
-    try:
-        raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raw = {}
-    raw.setdefault("auth", {}).setdefault("hosts", {})[host] = token
-    data_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data_path.with_name(data_path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, data_path)
-    return data_path
+def _check(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise ValueError(f"{where} must be one of {typing.get_args(kind)}, not {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        return _check(value, next(a for a in typing.get_args(kind) if a is not type(None)), where)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ValueError(f"{where} must be a table of strings")
+        return dict(value)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a table")
+        return from_dict(kind, value, where + ".")  # type: ignore[arg-type]
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false")
+    if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{where} must be an integer")
+    if kind is str and not isinstance(value, str):
+        raise ValueError(f"{where} must be a string")
+    return value
 
 
-M = TypeVar("M", bound=BaseModel)
+def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
+    """Build a config dataclass from parsed TOML, rejecting unknown keys and bad values."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - fields.keys()
+    if unknown:
+        raise ValueError(f"unknown setting {where}{sorted(unknown)[0]}")
+    values = {}
+    for name, value in data.items():
+        checked = _check(value, hints[name], f"{where}{name}")
+        if "ge" in fields[name].metadata and checked < fields[name].metadata["ge"]:
+            raise ValueError(f"{where}{name} must be at least {fields[name].metadata['ge']}")
+        values[name] = checked
+    return cls(**values)
 
 
-def load_toml_model(path: Path, model: type[M]) -> M:
+def to_dict(config: Any) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
+
+
+def load_toml_model(path: Path, model: type[C]) -> C:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return model.model_validate(data)
+        return from_dict(model, data)
     except FileNotFoundError:
         return model()
-    except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError) as e:
-        first = str(e).splitlines()[0]
-        raise ConfigError(f"invalid config file {path}: {first}") from None
+    except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid config file {path}: {str(e).splitlines()[0]}") from None
 
 
-def save_toml_model(path: Path, model: BaseModel) -> None:
+def save_toml_model(path: Path, model: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(model.model_dump(exclude_none=True)), encoding="utf-8")
+    tmp.write_text(tomli_w.dumps(to_dict(model)), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -130,9 +161,12 @@ def load_user_config() -> UserConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"invalid config file {data_path}: {e}") from None
     try:
-        return UserConfig.model_validate(raw.get("user", {}))
-    except ValidationError as e:
-        raise ConfigError(f"invalid config file {data_path}: {str(e).splitlines()[0]}") from None
+        user = raw.get("user", {})
+        return from_dict(
+            UserConfig, {k: v for k, v in user.items() if k in ("name", "email")}, "user."
+        )
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"invalid config file {data_path}: {e}") from None
 
 
 def save_user_config(user: UserConfig) -> Path:
@@ -141,7 +175,7 @@ def save_user_config(user: UserConfig) -> Path:
         raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raw = {}
-    raw["user"] = user.model_dump(exclude_none=True)
+    raw["user"] = to_dict(user)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(data_path.name + ".tmp")
     tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")

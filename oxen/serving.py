@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from oxen.config import ChunkingConfig
+from oxen.config import ChunkingConfig, to_dict
 from oxen.db import RepoDB
 from oxen.errors import (
     AlreadyExists,
@@ -231,7 +231,7 @@ class RepoRegistry:
 
     async def create(self, namespace: str, name: str) -> RepoInfo:
         info = RepoInfo(namespace, name, int(time.time()))
-        body = {**info.as_dict(), "chunking": ChunkingConfig().model_dump()}
+        body = {**info.as_dict(), "chunking": to_dict(ChunkingConfig())}
         key = self._prefix(namespace, name) + "/repo.json"
         if not await self.store.put_if_absent(key, json.dumps(body).encode()):
             raise AlreadyExists(f"repository {namespace}/{name} already exists")
