@@ -15,6 +15,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -169,15 +170,42 @@ def load_user_config() -> UserConfig:
         raise ConfigError(f"invalid config file {data_path}: {e}") from None
 
 
-def save_user_config(user: UserConfig) -> Path:
+def _update_user_toml(change: Callable[[dict[str, Any]], None]) -> Path:
+    """Read-modify-replace the user config file (private: it holds tokens)."""
     data_path = user_config_path()
     try:
         raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raw = {}
-    raw["user"] = to_dict(user)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid config file {data_path}: {e}") from None
+    change(raw)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(data_path.name + ".tmp")
     tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")
+    os.chmod(tmp, 0o600)
     os.replace(tmp, data_path)
     return data_path
+
+
+def save_user_config(user: UserConfig) -> Path:
+    return _update_user_toml(lambda raw: raw.__setitem__("user", to_dict(user)))
+
+
+def load_auth_tokens() -> dict[str, str]:
+    """host[:port] -> token, from the ``[auth.hosts]`` table of the user config."""
+    try:
+        raw = tomllib.loads(user_config_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid config file {user_config_path()}: {e}") from None
+    hosts = raw.get("auth", {}).get("hosts", {})
+    return {str(k): str(v) for k, v in hosts.items()} if isinstance(hosts, dict) else {}
+
+
+def save_auth_token(host: str, token: str) -> Path:
+    def change(raw: dict[str, Any]) -> None:
+        raw.setdefault("auth", {}).setdefault("hosts", {})[host] = token
+
+    return _update_user_toml(change)
