@@ -78,9 +78,13 @@ def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
 
 
 def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
-    """Depth-first, iterative; one lstat per regular file (DirEntry knows the type)."""
+    """Depth-first, iterative; one lstat per regular file (DirEntry knows the type).
+
+    The hot loop of ``status``: FileStat tuples are built with ``tuple.__new__`` (a
+    NamedTuple's own constructor is a Python-level call).
+    """
     stack = [(directory, rel_prefix)]
-    make = FileStat
+    new = tuple.__new__
     while stack:
         path, rel = stack.pop()
         try:
@@ -89,16 +93,15 @@ def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
             continue
         with entries:
             for entry in entries:
-                name = entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if rel or name != OXEN_DIR:
-                            stack.append((entry.path, f"{rel}{name}/"))
+                        if rel or entry.name != OXEN_DIR:
+                            stack.append((entry.path, f"{rel}{entry.name}/"))
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         yield (
-                            rel + name,
-                            make(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode),
+                            rel + entry.name,
+                            new(FileStat, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)),
                         )
                 except FileNotFoundError:
                     continue
