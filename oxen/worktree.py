@@ -101,7 +101,10 @@ def _walk(directory: str, rel_prefix: str) -> Iterator[tuple[str, FileStat]]:
                         st = entry.stat(follow_symlinks=False)
                         yield (
                             rel + entry.name,
-                            new(FileStat, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)),
+                            new(
+                                FileStat,
+                                (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode),
+                            ),
                         )
                 except FileNotFoundError:
                     continue

@@ -64,6 +64,37 @@ async def push(
             f"the remote's {branch} has commits you do not have: "
             f"oxen pull {remote_name} {branch}, then push again"
         )
+    sent = await send_objects(repo, remote, tip, jobs, progress)
+    await remote.update_ref(branch, remote_tip, tip)
+    await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
+    return PushResult(
+        branch,
+        remote_tip,
+        tip,
+        sent.commits,
+        sent.nodes,
+        sent.chunks,
+        sent.packs,
+        remote.bytes_sent - sent_before,
+    )
+
+
+@dataclass(frozen=True)
+class Sent:
+    commits: int
+    nodes: int
+    chunks: int
+    packs: int
+
+
+async def send_objects(
+    repo: AsyncRepo,
+    remote: Remote,
+    tip: bytes,
+    jobs: int = 4,
+    progress: ProgressFactory = null_progress,
+) -> Sent:
+    """Negotiate and upload everything ``tip`` reaches that the remote lacks (no ref moves)."""
     commits = await _missing_commits(repo, remote, tip)
     levels, chunks = await _missing_objects(repo, remote, commits)
     # Chunks go in parallel; nodes (a small share of the bytes) one pack at a time, deepest
@@ -76,19 +107,7 @@ async def push(
         packs += await _send(repo, remote, nodes_in_order, 1, bar)
     finally:
         bar.close()
-    await remote.update_ref(branch, remote_tip, tip)
-    await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
-    nodes = sum(len(level) for level in levels)
-    return PushResult(
-        branch,
-        remote_tip,
-        tip,
-        len(commits),
-        nodes,
-        len(chunks),
-        packs,
-        remote.bytes_sent - sent_before,
-    )
+    return Sent(len(commits), sum(len(level) for level in levels), len(chunks), packs)
 
 
 async def _missing_commits(repo: AsyncRepo, remote: Remote, tip: bytes) -> list[bytes]:

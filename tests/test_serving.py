@@ -1,0 +1,115 @@
+"""The server-side repository (no HTTP): ref moves by compare-and-swap, completeness checks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from oxen.errors import AlreadyExists, InvalidInput, NonFastForward, NotFound, RefConflict
+from oxen.repo import AsyncRepo
+from oxen.serving import RepoRegistry
+from oxen.storage.local import LocalStore
+from oxen.sync.push import push, send_objects
+from tests.conftest import write
+
+
+class InProcessRemote:
+    """The Remote protocol straight onto a ServedRepo: the sync algorithms without HTTP."""
+
+    def __init__(self, served) -> None:
+        self.served = served
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    async def refs(self):
+        return await self.served.refs()
+
+    async def missing(self, ids):
+        return await self.served.missing(ids)
+
+    async def upload_pack(self, path: Path) -> None:
+        self.bytes_sent += path.stat().st_size
+        copy = path.with_suffix(".upload")
+        copy.write_bytes(path.read_bytes())
+        await self.served.receive_pack(copy)
+
+    async def update_ref(self, branch, old, new):
+        await self.served.update_ref(branch, old, new)
+
+
+@pytest.fixture
+async def registry(tmp_path: Path):
+    reg = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache")
+    yield reg
+    await reg.close()
+
+
+async def commit_files(repo: AsyncRepo, root: Path, files: dict[str, str], message: str) -> bytes:
+    for path, text in files.items():
+        write(root, path, text)
+    await repo.add(["."])
+    return await repo.commit(message)
+
+
+async def test_registry_create_list_delete(registry: RepoRegistry) -> None:
+    await registry.create("ns", "a")
+    await registry.create("ns", "b")
+    with pytest.raises(AlreadyExists):
+        await registry.create("ns", "a")
+    assert [r.name for r in await registry.list("ns")] == ["a", "b"]
+    await registry.delete("ns", "a")
+    with pytest.raises(NotFound):
+        await registry.open("ns", "a")
+    with pytest.raises(InvalidInput):
+        await registry.create("..", "x")
+
+
+async def test_exactly_one_of_many_racing_ref_updates_wins(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry
+) -> None:
+    await registry.create("ns", "race")
+    served = await registry.open("ns", "race")
+    base = await commit_files(repo, workdir, {"a": "1"}, "base")
+    await push(repo, InProcessRemote(served), "origin", "main")
+    tips = []
+    for i in range(8):  # eight different children of base, all ready on the server
+        await repo.checkout(base.hex())
+        tips.append(await commit_files(repo, workdir, {"a": f"child {i}"}, f"child {i}"))
+        await send_objects(repo, InProcessRemote(served), tips[-1])  # stored, branch not moved
+    results = await asyncio.gather(
+        *(served.update_ref("main", base, t) for t in tips), return_exceptions=True
+    )
+    winners = [r for r in results if r is None]
+    assert len(winners) == 1
+    assert all(isinstance(r, RefConflict) for r in results if r is not None)
+    assert (await served.refs())["main"] in tips
+
+
+async def test_not_fast_forward_is_refused(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry
+) -> None:
+    await registry.create("ns", "ff")
+    served = await registry.open("ns", "ff")
+    base = await commit_files(repo, workdir, {"a": "1"}, "base")
+    second = await commit_files(repo, workdir, {"a": "2"}, "second")
+    await push(repo, InProcessRemote(served), "origin", "main")
+    with pytest.raises(NonFastForward):
+        await served.update_ref("main", second, base)
+
+
+async def test_a_fresh_cache_is_rebuilt_from_the_store(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    store = LocalStore(tmp_path / "bucket")
+    first = RepoRegistry(store, tmp_path / "cache-1")
+    await first.create("ns", "r")
+    tip = await commit_files(repo, workdir, {"d/x": "x" * 50_000}, "one")
+    await push(repo, InProcessRemote(await first.open("ns", "r")), "origin", "main")
+    await first.close()
+    second = RepoRegistry(store, tmp_path / "cache-2")  # empty disk, same store
+    served = await second.open("ns", "r")
+    assert (await served.refs())["main"] == tip
+    await served.verify_complete(tip)
+    await second.close()
