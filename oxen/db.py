@@ -110,6 +110,10 @@ class RepoDB:
                     out[oid] = Location(pack, offset, length, kind)
         return out
 
+    async def has_objects(self) -> bool:
+        async with self.conn.execute("SELECT 1 FROM objects LIMIT 1") as cur:
+            return await cur.fetchone() is not None
+
     async def missing(self, ids: Iterable[bytes]) -> set[bytes]:
         wanted = set(ids)
         unique = list(wanted)

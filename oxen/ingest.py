@@ -44,6 +44,8 @@ class _ReadFile:
     stat: FileStat
     data: bytes
     chunks: list[Chunk]
+    id: bytes
+    chunk_list: tuple[bytes, bytes] | None  # (id, encoded ChunkList) for multi-chunk files
 
 
 def _batches(files: list[tuple[str, FileStat]]) -> Iterator[list[tuple[str, FileStat]]]:
@@ -82,8 +84,11 @@ class Ingestor:
         self.sink: PackSink = objects.sink()
         self.chunk_maps: list[tuple[bytes, bytes, list[bytes]]] = []
         self.results: list[Ingested] = []
+        self._store_has_objects = True
 
     async def run(self, root: Path, files: list[tuple[str, FileStat]]) -> list[Ingested]:
+        # An empty store (a first add, a fresh clone) has none of our chunks: skip the queries.
+        self._store_has_objects = await self.objects.db.has_objects()
         try:
             small = [f for f in files if f[1].size < LARGE_FILE]
             large = [f for f in files if f[1].size >= LARGE_FILE]
@@ -104,7 +109,12 @@ class Ingestor:
                 data = _read_whole(os.path.join(root, path), st.size)
             except (FileNotFoundError, IsADirectoryError):
                 continue
-            out.append(_ReadFile(path, st, data, self.chunker.cut(data)))
+            chunks = self.chunker.cut(data)
+            if len(chunks) == 1:
+                out.append(_ReadFile(path, st, data, chunks, chunks[0].id, None))
+            else:
+                listed = ChunkList(tuple(c.id for c in chunks), tuple(c.length for c in chunks))
+                out.append(_ReadFile(path, st, data, chunks, hash_bytes(data), encode_with_id(listed)))
         return out
 
     async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:
@@ -129,22 +139,26 @@ class Ingestor:
             self.progress.update(sum(f.stat.size for f in done))
 
     async def _store_batch(self, files: list[_ReadFile]) -> None:
-        all_ids = {c.id for f in files for c in f.chunks} - self.sink.seen
-        missing = await self.objects.db.missing(all_ids)
+        """One query for which chunks and chunk lists are new, one write for all of them."""
+        wanted = {c.id for f in files for c in f.chunks}
+        wanted.update(f.chunk_list[0] for f in files if f.chunk_list)
+        wanted -= self.sink.seen
+        missing = await self.objects.db.missing(wanted) if self._store_has_objects else wanted
         blobs: list[tuple[bytes, Kind, bytes | memoryview]] = []
-        nodes: list[tuple[bytes, Kind, bytes | memoryview]] = []
         for f in files:
             view = memoryview(f.data)
             for c in f.chunks:
                 if c.id in missing:
                     missing.discard(c.id)
                     blobs.append((c.id, Kind.CHUNK, view[c.offset : c.offset + c.length]))
-            file_id = f.chunks[0].id if len(f.chunks) == 1 else hash_bytes(f.data)
-            chunk_list = self._chunk_list(file_id, f.chunks, nodes)
-            self.results.append(Ingested(f.path, f.stat, file_id, len(f.data), chunk_list))
-        if nodes:
-            new_nodes = await self.objects.db.missing(oid for oid, _, _ in nodes)
-            blobs.extend(n for n in nodes if n[0] in new_nodes)
+            list_id = None
+            if f.chunk_list is not None:
+                list_id, encoded = f.chunk_list
+                self.chunk_maps.append((f.id, list_id, [c.id for c in f.chunks]))
+                if list_id in missing:
+                    missing.discard(list_id)
+                    blobs.append((list_id, Kind.NODE, encoded))
+            self.results.append(Ingested(f.path, f.stat, f.id, len(f.data), list_id))
         await self.sink.add(blobs)
 
     def _chunk_list(
