@@ -261,17 +261,11 @@ class AsyncRepo(MergeOps, InspectOps):
         tracked: dict[str, FileRow] = {}
         for t in targets:
             tracked.update(await self.db.head_files_under(t))
+        known = _paths_and_parents([*on_disk, *tracked, *staged_all])
         for user_path, t in zip(paths, targets, strict=True):
-            if not any(is_under(p, t) for p in on_disk) and not any(
-                is_under(p, t) for p in (*tracked, *staged_all)
-            ):
+            if t and t not in known:
                 raise PathError(f"pathspec '{user_path}' did not match any files")
-        head = (
-            await self.db.head_files(list(on_disk))
-            if len(on_disk) < len(tracked) * 4 + 1000
-            else await self.db.head_files()
-        )
-        head.update(tracked)
+        head = tracked  # every file on disk here is under a target, so its HEAD row is in tracked
         stats = await self.db.stat_rows(list(on_disk))
 
         to_ingest: list[tuple[str, FileStat]] = []
@@ -626,6 +620,16 @@ class AsyncRepo(MergeOps, InspectOps):
         status = await asyncio.to_thread(compute_status, self.root, "")
         on_disk = (await asyncio.to_thread(self._scan_targets, [""]))[1]
         return {p: (oid, on_disk[p].size) for p, oid in status.current_ids.items() if p in on_disk}
+
+
+def _paths_and_parents(paths: list[str]) -> set[str]:
+    """Each path and every directory above it ("a/b/c" -> a/b/c, a/b, a)."""
+    out: set[str] = set()
+    for p in paths:
+        while p and p not in out:
+            out.add(p)
+            p = p.rpartition("/")[0]
+    return out
 
 
 def _create_layout(path: Path, config: RepoConfig) -> Path:
