@@ -25,6 +25,8 @@ SIZES = {
     "quick": (2_000, 64 * datagen.MIB, 5_000, 1, 3, 600.0),
     "full": (20_000, 1024 * datagen.MIB, 100_000, 3, 5, 3600.0),
 }
+# W4 --w4-concurrent: bytes each of the 8 clients pushes at once
+W4_CONCURRENT_BYTES = {"quick": 64 * datagen.MIB, "full": 1024 * datagen.MIB}
 WORKLOADS = ("w1", "w2", "w3", "w4")
 LOAD_WARN = 1.5
 
@@ -48,6 +50,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--w2-cdc",
         action="store_true",
         help="write W2's parquet with use_content_defined_chunking=True (pyarrow >= 21)",
+    )
+    p.add_argument(
+        "--w4-concurrent",
+        action="store_true",
+        help="W4 also: 8 clients push 1 GiB each (quick: 64 MiB) to one server at once "
+        "(server peak RSS; at full size 8 GiB of data and ~36 GiB of free disk)",
     )
     p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
     p.add_argument(
@@ -187,12 +195,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif name == "w3":
             table = workloads.run_w3(active, settings, args.w3_files or w3_n)
         else:
-            table = workloads.run_w4(active, settings)
+            tables.extend(
+                workloads.run_w4(
+                    active,
+                    settings,
+                    [t.name for t in tools],
+                    skipped,
+                    w1_n,
+                    w2_bytes,
+                    args.w2_cdc,
+                    W4_CONCURRENT_BYTES[size] if args.w4_concurrent else None,
+                    size == "full",
+                )
+            )
+            continue
         table.tools = [t.name for t in tools]
         for tool_name, why in skipped.items():
             table.skip_tool(tool_name, why)
-        if name != "w4":
-            table.notes.extend(extra_notes)
+        table.notes.extend(extra_notes)
         tables.append(table)
 
     floor = rss_floor_kib(LOGS)
@@ -204,7 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"{dt.date.today().isoformat()}-{size}.md"
+        # a subset of the workloads gets its own file, so it never replaces a whole run's
+        subset = (
+            ""
+            if set(args.workload_names) == set(WORKLOADS)
+            else "-" + "-".join(args.workload_names)
+        )
+        out = RESULTS / f"{dt.date.today().isoformat()}-{size}{subset}.md"
         tmp = out.with_suffix(".md.tmp")
         tmp.write_text(text)
         tmp.replace(out)

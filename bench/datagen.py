@@ -253,3 +253,32 @@ def w2_parquet(target_bytes: int, seed: int, cdc: bool) -> ParquetVersions:
         cdc,
         pa.__version__,
     )
+
+
+# ---------------------------------------------------------------------------- W4
+
+
+def w4_client_files(n_clients: int, bytes_each: int, seed: int) -> list[FileSet]:
+    """W4's concurrent push: one folder per client, each a distinct `data.bin` of
+    bytes_each seeded random (incompressible) bytes, written in 8 MiB blocks."""
+    block = 8 * MIB
+
+    def build(tmp: Path) -> dict[str, Any]:
+        for i in range(n_clients):
+            rng = random.Random(f"w4-client-{seed}-{i}")
+            folder = tmp / f"client_{i:02d}"
+            folder.mkdir()
+            with open(folder / "data.bin", "wb") as f:
+                left = bytes_each
+                while left:
+                    n = min(block, left)
+                    f.write(rng.randbytes(n))
+                    left -= n
+        return {"n_clients": n_clients, "bytes_each": bytes_each}
+
+    params = {"n_clients": n_clients, "bytes_each": bytes_each, "seed": seed}
+    path, _ = _cached(f"w4c-{n_clients}x{bytes_each // MIB}mib-s{seed}", params, build)
+    return [
+        FileSet(path / f"client_{i:02d}", ["data.bin"], 1, bytes_each, ["*.bin"])
+        for i in range(n_clients)
+    ]

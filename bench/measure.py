@@ -138,6 +138,7 @@ class Outcome:
     extras: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
     warning: str | None = None  # shown in the notes column next to the numbers
+    note: str | None = None  # plain information for the notes column (e.g. what the tool said)
 
     def add_extra(self, name: str, value: float) -> None:
         self.extras.setdefault(name, []).append(value)

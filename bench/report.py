@@ -40,6 +40,7 @@ class Table:
     extras: list[Extra] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    baseline: str = "ours"  # the row `time vs ours` divides by
 
     def outcome(self, step: str, tool: str) -> Outcome:
         return self.outcomes.setdefault((step, tool), Outcome())
@@ -69,7 +70,11 @@ class Table:
         lines.append("| " + " | ".join(headers) + " |")
         lines.append("|" + "|".join(" --- " for _ in headers) + "|")
         for step in self.steps:
-            ours = self.outcome(step, "ours").median_seconds if "ours" in self.tools else None
+            ours = (
+                self.outcome(step, self.baseline).median_seconds
+                if self.baseline in self.tools
+                else None
+            )
             for tool in self.tools:
                 out = self.outcome(step, tool)
                 med = out.median_seconds
@@ -87,8 +92,9 @@ class Table:
                 note = out.error or ""
                 if not note and len(out.samples) > 1:
                     note = f"{len(out.samples)} samples"
-                if not out.error and out.warning:
-                    note = f"{note}; {out.warning}" if note else out.warning
+                for extra_note in (out.note, out.warning):
+                    if not out.error and extra_note:
+                        note = f"{note}; {extra_note}" if note else extra_note
                 cells.append(note.replace("|", "\\|"))
                 lines.append("| " + " | ".join(cells) + " |")
         if self.notes:

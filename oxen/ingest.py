@@ -114,7 +114,9 @@ class Ingestor:
                 out.append(_ReadFile(path, st, data, chunks, chunks[0].id, None))
             else:
                 listed = ChunkList(tuple(c.id for c in chunks), tuple(c.length for c in chunks))
-                out.append(_ReadFile(path, st, data, chunks, hash_bytes(data), encode_with_id(listed)))
+                out.append(
+                    _ReadFile(path, st, data, chunks, hash_bytes(data), encode_with_id(listed))
+                )
         return out
 
     async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:

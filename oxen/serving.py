@@ -41,6 +41,9 @@ from oxen.storage.prefixed import PrefixedStore
 from oxen.tree import Trees
 
 MAX_PACK_BYTES = 256 * 1024 * 1024
+# Packs being verified and stored at once, across every repository: each may be held in
+# memory while it goes to the store, so this bounds the server's memory, not its clients.
+PACKS_IN_FLIGHT = 4
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -205,15 +208,17 @@ class ServedRepo:
         return await self.db.missing(ids)
 
     async def receive_pack(self, path: Path) -> int:
-        pack = await self.objects.add_verified_pack(path, MAX_PACK_BYTES)
+        async with self._pack_slots:
+            pack = await self.objects.add_verified_pack(path, MAX_PACK_BYTES)
         return len(pack.entries)
 
     async def pack_of(self, ids: list[bytes], path: Path) -> int:
-        try:
-            return await self.objects.write_pack_of(ids, path)
-        except MissingObject:
-            await self.refresh_index()
-            return await self.objects.write_pack_of(ids, path)
+        async with self._pack_slots:
+            try:
+                return await self.objects.write_pack_of(ids, path)
+            except MissingObject:
+                await self.refresh_index()
+                return await self.objects.write_pack_of(ids, path)
 
 
 class RepoRegistry:
@@ -224,6 +229,7 @@ class RepoRegistry:
         self.cache_dir = cache_dir
         self._open: dict[tuple[str, str], ServedRepo] = {}
         self._lock = asyncio.Lock()
+        self._pack_slots = asyncio.Semaphore(PACKS_IN_FLIGHT)
 
     @staticmethod
     def _prefix(namespace: str, name: str) -> str:
