@@ -65,9 +65,16 @@ class RepoInfo:
 
 class ServedRepo:
     def __init__(
-        self, info: RepoInfo, store: Store, db: RepoDB, tmp_dir: Path, vnode_size: int = 10_000
+        self,
+        info: RepoInfo,
+        store: Store,
+        db: RepoDB,
+        tmp_dir: Path,
+        vnode_size: int = 10_000,
+        pack_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.info = info
+        self._pack_slots = pack_slots or asyncio.Semaphore(PACKS_IN_FLIGHT)
         self.store = store
         self.db = db
         self.tmp_dir = tmp_dir
