@@ -275,9 +275,8 @@ class RepoRegistry:
             cache = self.cache_dir / namespace / name
             await asyncio.to_thread((cache / "tmp").mkdir, parents=True, exist_ok=True)
             db = await RepoDB.open(cache)
-            repo = ServedRepo(
-                info, PrefixedStore(self.store, self._prefix(namespace, name)), db, cache / "tmp"
-            )
+            store = PrefixedStore(self.store, self._prefix(namespace, name))
+            repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self._pack_slots)
             await repo.refresh_index()
             self._open[key] = repo
             return repo
