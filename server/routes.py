@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from pathlib import Path
 
 import msgpack
 from aiohttp import web
@@ -62,10 +61,6 @@ async def repo_of(request: web.Request) -> ServedRepo:
     return await request.app[REGISTRY].open(
         request.match_info["namespace"], request.match_info["name"]
     )
-
-
-def _tmp_dir(repo: ServedRepo) -> Path:
-    return repo.tmp_dir
 
 
 @routes.get("/api/health")
@@ -146,7 +141,7 @@ async def upload_pack(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(
             max_size=MAX_PACK_BYTES, actual_size=request.content_length
         )
-    path = _tmp_dir(repo) / f"upload-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    path = repo.tmp_dir / f"upload-{os.getpid()}-{uuid.uuid4().hex}.pack"
     size = 0
     f = await asyncio.to_thread(open, path, "wb")
     try:
@@ -173,7 +168,7 @@ async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
     repo = await repo_of(request)
     ids = decode_ids(await request.read())
-    path = _tmp_dir(repo) / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    path = repo.tmp_dir / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
     try:
         size = await repo.pack_of(ids, path)
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
