@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import msgpack
 import pytest
 
+from oxen.errors import InvalidInput
 from oxen.ids import hash_bytes
-from oxen.nodes import FileEntry, VNode, encode_node
+from oxen.nodes import CommitNode, DirNode, FileEntry, VNode, encode_node, encode_with_id
 from oxen.packs import Kind, PackWriter
+from oxen.sync.fetch import clone
 from tests.sync.conftest import Server
 
 
@@ -155,12 +158,6 @@ async def test_tokens_and_namespaces(server: Server) -> None:
 
 def test_clone_refuses_paths_that_escape(tmp_path, server: Server) -> None:
     """A server cannot be made to hold escaping names, so fake one that serves them."""
-    import asyncio
-
-    from oxen.errors import InvalidInput
-    from oxen.nodes import CommitNode, DirNode, encode_with_id
-    from oxen.sync.fetch import clone
-
     evil_vnode = msgpack.packb(
         [3, [[0, "..", hash_bytes(b"x"), 1, None, 0o644]]], use_bin_type=True
     )
