@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from oxen import chunklists
 from oxen.chunking import Block, Chunk, Chunker
 from oxen.ids import hash_bytes
-from oxen.nodes import ChunkList, encode_with_id
 from oxen.objects import ObjectStore, PackSink
 from oxen.packs import Kind
 from oxen.progress import Progress
@@ -35,7 +35,7 @@ class Ingested:
     stat: FileStat
     id: bytes
     size: int
-    chunks: bytes | None  # ChunkList node id for files of several chunks
+    chunks: bytes | None  # chunk-list node id (ChunkList or ChunkIndex) for several chunks
 
 
 @dataclass(slots=True)
@@ -45,7 +45,8 @@ class _ReadFile:
     data: bytes
     chunks: list[Chunk]
     id: bytes
-    chunk_list: tuple[bytes, bytes] | None  # (id, encoded ChunkList) for multi-chunk files
+    list_id: bytes | None  # what the file entry points at, for files of several chunks
+    list_nodes: list[tuple[bytes, bytes]]  # (id, encoded) chunk-list nodes
 
 
 def _batches(files: list[tuple[str, FileStat]]) -> Iterator[list[tuple[str, FileStat]]]:
@@ -111,12 +112,12 @@ class Ingestor:
                 continue
             chunks = self.chunker.cut(data)
             if len(chunks) == 1:
-                out.append(_ReadFile(path, st, data, chunks, chunks[0].id, None))
+                out.append(_ReadFile(path, st, data, chunks, chunks[0].id, None, []))
             else:
-                listed = ChunkList(tuple(c.id for c in chunks), tuple(c.length for c in chunks))
-                out.append(
-                    _ReadFile(path, st, data, chunks, hash_bytes(data), encode_with_id(listed))
+                list_id, nodes = chunklists.build(
+                    [c.id for c in chunks], [c.length for c in chunks]
                 )
+                out.append(_ReadFile(path, st, data, chunks, hash_bytes(data), list_id, nodes))
         return out
 
     async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:
@@ -143,7 +144,7 @@ class Ingestor:
     async def _store_batch(self, files: list[_ReadFile]) -> None:
         """One query for which chunks and chunk lists are new, one write for all of them."""
         wanted = {c.id for f in files for c in f.chunks}
-        wanted.update(f.chunk_list[0] for f in files if f.chunk_list)
+        wanted.update(oid for f in files for oid, _ in f.list_nodes)
         wanted -= self.sink.seen
         missing = await self.objects.db.missing(wanted) if self._store_has_objects else wanted
         blobs: list[tuple[bytes, Kind, bytes | memoryview]] = []
@@ -153,29 +154,14 @@ class Ingestor:
                 if c.id in missing:
                     missing.discard(c.id)
                     blobs.append((c.id, Kind.CHUNK, view[c.offset : c.offset + c.length]))
-            list_id = None
-            if f.chunk_list is not None:
-                list_id, encoded = f.chunk_list
-                self.chunk_maps.append((f.id, list_id, [c.id for c in f.chunks]))
-                if list_id in missing:
-                    missing.discard(list_id)
-                    blobs.append((list_id, Kind.NODE, encoded))
-            self.results.append(Ingested(f.path, f.stat, f.id, len(f.data), list_id))
+            for oid, encoded in f.list_nodes:
+                if oid in missing:
+                    missing.discard(oid)
+                    blobs.append((oid, Kind.NODE, encoded))
+            if f.list_id is not None:
+                self.chunk_maps.append((f.id, f.list_id, [c.id for c in f.chunks]))
+            self.results.append(Ingested(f.path, f.stat, f.id, len(f.data), f.list_id))
         await self.sink.add(blobs)
-
-    def _chunk_list(
-        self,
-        file_id: bytes,
-        chunks: list[Chunk],
-        blobs: list[tuple[bytes, Kind, bytes | memoryview]],
-    ) -> bytes | None:
-        if len(chunks) <= 1:
-            return None
-        ids = [c.id for c in chunks]
-        list_id, data = encode_with_id(ChunkList(tuple(ids), tuple(c.length for c in chunks)))
-        blobs.append((list_id, Kind.NODE, data))
-        self.chunk_maps.append((file_id, list_id, ids))
-        return list_id
 
     # -- large files: streamed, cutting the next block while writing this one ----------------
     async def _ingest_large(self, root: Path, path: str, st: FileStat) -> None:
@@ -211,8 +197,10 @@ class Ingestor:
                 await self.sink.add([(empty, Kind.CHUNK, b"")])
             chunks.append(Chunk(empty, 0, 0))
         file_id = chunks[0].id if len(chunks) == 1 else stream.file_id
-        tail: list[tuple[bytes, Kind, bytes | memoryview]] = []
-        chunk_list = self._chunk_list(file_id, chunks, tail)
-        if tail and await self.objects.db.missing([tail[0][0]]):
-            await self.sink.add(tail)
-        self.results.append(Ingested(path, st, file_id, stream.size, chunk_list))
+        ids = [c.id for c in chunks]
+        list_id, nodes = chunklists.build(ids, [c.length for c in chunks])
+        if list_id is not None:
+            new = await self.objects.db.missing(oid for oid, _ in nodes)
+            await self.sink.add([(oid, Kind.NODE, data) for oid, data in nodes if oid in new])
+            self.chunk_maps.append((file_id, list_id, ids))
+        self.results.append(Ingested(path, st, file_id, stream.size, list_id))

@@ -7,9 +7,18 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from oxen import chunklists
 from oxen.errors import CorruptObject, MissingObject, OxenError, PathError
 from oxen.ids import from_hex, hash_bytes, hash_file
-from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, FileEntry, Node, VNode, decode_node
+from oxen.nodes import (
+    CommitNode,
+    DirEntry,
+    DirNode,
+    FileEntry,
+    Node,
+    VNode,
+    decode_node,
+)
 from oxen.packs import FOOTER_LEN, decode_footer, decode_trailer
 from oxen.reachability import walk
 from oxen.storage import ByteRange
@@ -143,8 +152,8 @@ class InspectOps:
                 data_type="dir", mime_type="inode/directory", extension="", files=entry.count
             )
         elif entry.chunks is not None:
-            node = await self.objects.read_node(entry.chunks)
-            out["chunks"] = len(node.ids) if isinstance(node, ChunkList) else None
+            expanded = await chunklists.expand(self.objects, [entry.chunks])
+            out["chunks"] = len(expanded[entry.chunks][0])
         else:
             out["chunks"] = 1
         out["last_commit"] = (await self._last_change(cid, path)).hex() if cid else None  # type: ignore[arg-type]

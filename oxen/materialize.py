@@ -12,9 +12,9 @@ import os
 import uuid
 from pathlib import Path
 
+from oxen import chunklists
 from oxen.db import FileRow, RepoDB
-from oxen.errors import CorruptObject
-from oxen.nodes import EXEC_MODE, ChunkList
+from oxen.nodes import EXEC_MODE
 from oxen.objects import ObjectStore
 from oxen.progress import Progress
 from oxen.worktree import FileStat, safe_target
@@ -30,7 +30,7 @@ class Materializer:
         self.progress = progress
 
     async def chunk_ids(self, rows: list[FileRow]) -> dict[bytes, list[bytes]]:
-        """file id -> ordered chunk ids, from the chunk-map table or the ChunkList nodes."""
+        """file id -> ordered chunk ids, from the chunk-map table or the chunk-list nodes."""
         multi = {r.id: r.chunks for r in rows if r.chunks is not None and r.id is not None}
         out: dict[bytes, list[bytes]] = {r.id: [r.id] for r in rows if r.chunks is None and r.id}
         if multi:
@@ -38,12 +38,9 @@ class Materializer:
             out.update(found)
             lacking = {fid: lid for fid, lid in multi.items() if fid not in found}
             if lacking:
-                nodes = await self.objects.read_nodes(set(lacking.values()))
+                expanded = await chunklists.expand(self.objects, set(lacking.values()))
                 for fid, lid in lacking.items():
-                    node = nodes[lid]
-                    if not isinstance(node, ChunkList):
-                        raise CorruptObject(f"node {lid.hex()} is not a chunk list")
-                    out[fid] = list(node.ids)
+                    out[fid] = expanded[lid][0]
         return out
 
     async def write(self, rows: list[FileRow]) -> list[tuple[str, FileStat, bytes]]:

@@ -30,6 +30,7 @@ class NodeType(IntEnum):
     DIR = 2
     VNODE = 3
     CHUNKS = 4
+    CHUNK_INDEX = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,17 @@ class ChunkList:
     lengths: tuple[int, ...]
 
 
-Node = CommitNode | DirNode | VNode | ChunkList
+@dataclass(frozen=True, slots=True)
+class ChunkIndex:
+    """A large file's chunk list split into content-defined groups (ChunkList nodes), so a
+    change rewrites one group and this index, not a list of every chunk of the file."""
+
+    lists: tuple[bytes, ...]
+    sizes: tuple[int, ...]  # bytes covered by each list
+    counts: tuple[int, ...]  # chunks in each list
+
+
+Node = CommitNode | DirNode | VNode | ChunkList | ChunkIndex
 
 
 def bucket_of(name: str, buckets: int) -> int:
@@ -125,6 +136,8 @@ def encode_node(node: Node) -> bytes:
         ]
     elif isinstance(node, ChunkList):
         body = [NodeType.CHUNKS, b"".join(node.ids), list(node.lengths)]
+    elif isinstance(node, ChunkIndex):
+        body = [NodeType.CHUNK_INDEX, b"".join(node.lists), list(node.sizes), list(node.counts)]
     else:  # pragma: no cover - exhaustive
         raise TypeError(type(node))
     return msgpack.packb(body, use_bin_type=True)
@@ -213,6 +226,16 @@ def decode_node(data: bytes) -> Node:
                 raise CorruptObject("malformed chunk list")
             ids = tuple(blob[i : i + 16] for i in range(0, len(blob), 16))
             return ChunkList(ids, tuple(_int(n) for n in lengths))
+        if kind == NodeType.CHUNK_INDEX:
+            blob, sizes, counts = body[1], body[2], body[3]
+            if (
+                not isinstance(blob, bytes)
+                or len(blob) % 16
+                or not len(blob) // 16 == len(sizes) == len(counts)
+            ):
+                raise CorruptObject("malformed chunk index")
+            lists = tuple(blob[i : i + 16] for i in range(0, len(blob), 16))
+            return ChunkIndex(lists, tuple(_int(n) for n in sizes), tuple(_int(n) for n in counts))
     except CorruptObject:
         raise
     except (IndexError, TypeError, ValueError) as e:

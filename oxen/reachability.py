@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from oxen.errors import CorruptObject
-from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, FileEntry, VNode
+from oxen.nodes import ChunkIndex, ChunkList, CommitNode, DirEntry, DirNode, FileEntry, VNode
 from oxen.objects import ObjectStore
 
 
@@ -43,6 +43,8 @@ async def walk(objects: ObjectStore, tips: set[bytes], history: bool = True) -> 
                             nxt.add(e.chunks)
             elif isinstance(node, ChunkList):
                 out.chunks.update(node.ids)
+            elif isinstance(node, ChunkIndex):
+                nxt.update(node.lists)
             else:  # pragma: no cover
                 raise CorruptObject(f"unexpected node {oid.hex()}")
         frontier = nxt - out.nodes

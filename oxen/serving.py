@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from oxen import chunklists
 from oxen.config import ChunkingConfig, to_dict
 from oxen.db import RepoDB
 from oxen.errors import (
@@ -31,7 +32,7 @@ from oxen.errors import (
     NotFound,
     RefConflict,
 )
-from oxen.nodes import ChunkList, CommitNode
+from oxen.nodes import CommitNode
 from oxen.objects import ObjectStore
 from oxen.packs import FOOTER_LEN, decode_footer, decode_trailer
 from oxen.reachability import is_ancestor
@@ -194,12 +195,10 @@ class ServedRepo:
             parent_tree = (await self._commit(commit.parents[0])).tree if commit.parents else None
             changes = await self.trees.diff(parent_tree, commit.tree)
             await self.trees.dir_node(commit.tree)
-            chunk_ids: set[bytes] = set()
             lists = [new.chunks for _, new in changes.values() if new is not None and new.chunks]
-            for node in (await self.objects.read_nodes(lists)).values() if lists else ():
-                if not isinstance(node, ChunkList):
-                    raise CorruptObject("a file's chunk list is not a chunk list")
-                chunk_ids.update(node.ids)
+            chunk_ids = {
+                c for ids, _ in (await chunklists.expand(self.objects, lists)).values() for c in ids
+            }
             chunk_ids.update(
                 new.id for _, new in changes.values() if new is not None and not new.chunks
             )

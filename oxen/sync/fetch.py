@@ -15,10 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oxen import chunklists
 from oxen.config import save_toml_model
 from oxen.errors import NotFound, OxenError, RefError
 from oxen.merge import MergeResult
-from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, VNode
+from oxen.nodes import CommitNode, DirEntry, DirNode, VNode
 from oxen.objects import ObjectStore
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.refs import head_value
@@ -115,19 +116,22 @@ async def fetch_data(
     lists = sorted({c for c, _ in files.values() if c is not None})
     lacking_lists = sorted(await repo.db.missing(lists))
     await _fetch_ids(repo.objects, remote, lacking_lists, {}, jobs, bar)
+    groups = {
+        g for n in (await repo.objects.read_nodes(lists)).values() for g in chunklists.children(n)
+    }
+    lacking_groups = sorted(await repo.db.missing(groups))
+    await _fetch_ids(repo.objects, remote, lacking_groups, {}, jobs, bar)
+    expanded = await chunklists.expand(repo.objects, lists)
     sizes: dict[bytes, int] = {fid: size for fid, (c, size) in files.items() if c is None}
-    for node in (await repo.objects.read_nodes(lists)).values() if lists else ():
-        if isinstance(node, ChunkList):
-            sizes.update(zip(node.ids, node.lengths, strict=True))
+    for ids, lengths in expanded.values():
+        sizes.update(zip(ids, lengths, strict=True))
     wanted = sorted(await repo.db.missing(sizes))
     bar.reset(total=sum(sizes[c] for c in wanted))  # the data to come: now its size is known
     await _fetch_ids(repo.objects, remote, wanted, sizes, jobs, bar)
-    rows = [(fid, c) for fid, (c, _) in files.items() if c is not None]
-    if rows:
-        nodes = await repo.objects.read_nodes([c for _, c in rows])
-        await repo.db.add_chunk_maps(
-            [(fid, c, list(nodes[c].ids)) for fid, c in rows if isinstance(nodes[c], ChunkList)]
-        )
+    await repo.db.add_chunk_maps(
+        [(fid, c, expanded[c][0]) for fid, (c, _) in files.items() if c is not None]
+    )
+    lacking_lists += lacking_groups
     return len(lacking_lists), len(wanted)
 
 

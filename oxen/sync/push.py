@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from oxen.errors import NonFastForward, RefError
 from oxen.faults import crash_point
-from oxen.nodes import ChunkList, CommitNode, DirEntry, DirNode, VNode
+from oxen.nodes import ChunkIndex, ChunkList, CommitNode, DirEntry, DirNode, VNode
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.reachability import is_ancestor
 from oxen.repo import AsyncRepo
@@ -154,6 +154,8 @@ async def _missing_objects(
                         chunk_candidates.add(e.id)
             elif isinstance(node, ChunkList):
                 chunk_candidates.update(node.ids)
+            elif isinstance(node, ChunkIndex):
+                nxt.update(node.lists)
             elif isinstance(node, CommitNode):  # pragma: no cover - trees hold no commits
                 pass
         level = [oid for oid in nxt if oid not in seen]
