@@ -22,11 +22,11 @@ from bench.workloads import Settings
 
 SIZES = {
     # name: (W1 files, W2 bytes, W3 files, runs, status repeats, per-command timeout s)
-    "quick": (2_000, 64 * datagen.MIB, 5_000, 1, 3, 600.0),
+    "quick": (1_000, 32 * datagen.MIB, 2_000, 1, 2, 600.0),
     "full": (20_000, 1024 * datagen.MIB, 100_000, 3, 5, 3600.0),
 }
 # W4 --w4-concurrent: bytes each of the 8 clients pushes at once
-W4_CONCURRENT_BYTES = {"quick": 64 * datagen.MIB, "full": 1024 * datagen.MIB}
+W4_CONCURRENT_BYTES = {"quick": 32 * datagen.MIB, "full": 1024 * datagen.MIB}
 WORKLOADS = ("w1", "w2", "w3", "w4")
 LOAD_WARN = 1.5
 
@@ -44,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated: w1,w2,w3,w4")
     p.add_argument(
-        "--w3-files", type=int, help="W3 file count (default 100,000 full / 5,000 quick)"
+        "--w3-files", type=int, help="W3 file count (default 100,000 full / 2,000 quick)"
     )
     p.add_argument(
         "--w2-cdc",
@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--w4-concurrent",
         action="store_true",
-        help="W4 also: 8 clients push 1 GiB each (quick: 64 MiB) to one server at once "
+        help="W4 also: 8 clients push 1 GiB each (quick: 32 MiB) to one server at once "
         "(server peak RSS; at full size 8 GiB of data and ~36 GiB of free disk)",
     )
     p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")

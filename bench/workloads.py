@@ -137,19 +137,7 @@ def run_w1(tools: Sequence[Tool], settings: Settings, n_files: int) -> Table:
     )
 
     def body(drv: Driver, repo: Path) -> None:
-        shutil.copytree(fs.path, repo)
-        _sync()
-        drv.init(add, repo, fs.lfs_patterns)
-        before = drv.store_size(repo)
-        sample = drv.run(add, drv.tool.add_commit_cmds(fs.toplevel, "w1"), repo)
-        grown = drv.store_size(repo) - before
-        _check_stored(drv.tool, grown, fs.total_bytes)
-        table.outcome(add, drv.tool.name).samples.append(sample)
-        table.outcome(add, drv.tool.name).add_extra("growth", grown)
-        for _ in range(settings.status_repeats):
-            table.outcome(clean, drv.tool.name).samples.append(
-                drv.run(clean, drv.tool.status_cmds(), repo)
-            )
+        _add_commit_and_status(drv, repo, fs, table, add, clean, "w1", settings.status_repeats)
         clean_stdout = drv.last_stdout
         for rel, content in changes:
             (repo / rel).write_bytes(content)
@@ -161,6 +149,32 @@ def run_w1(tools: Sequence[Tool], settings: Settings, n_files: int) -> Table:
 
     _run_all(table, tools, settings, body)
     return table
+
+
+def _add_commit_and_status(
+    drv: Driver,
+    repo: Path,
+    fs: datagen.FileSet,
+    table: Table,
+    add: str,
+    clean: str,
+    message: str,
+    repeats: int,
+) -> None:
+    """Copy a file set in, init, time add+commit (and the store's growth), then clean statuses."""
+    shutil.copytree(fs.path, repo)
+    _sync()
+    drv.init(add, repo, fs.lfs_patterns)
+    before = drv.store_size(repo)
+    sample = drv.run(add, drv.tool.add_commit_cmds(fs.toplevel, message), repo)
+    grown = drv.store_size(repo) - before
+    _check_stored(drv.tool, grown, fs.total_bytes)
+    table.outcome(add, drv.tool.name).samples.append(sample)
+    table.outcome(add, drv.tool.name).add_extra("growth", grown)
+    for _ in range(repeats):
+        table.outcome(clean, drv.tool.name).samples.append(
+            drv.run(clean, drv.tool.status_cmds(), repo)
+        )
 
 
 # ---------------------------------------------------------------------------- W2
@@ -240,19 +254,7 @@ def run_w3(tools: Sequence[Tool], settings: Settings, n_files: int) -> Table:
     )
 
     def body(drv: Driver, repo: Path) -> None:
-        shutil.copytree(fs.path, repo)
-        _sync()
-        drv.init(add, repo, fs.lfs_patterns)
-        before = drv.store_size(repo)
-        sample = drv.run(add, drv.tool.add_commit_cmds(fs.toplevel, "w3"), repo)
-        grown = drv.store_size(repo) - before
-        _check_stored(drv.tool, grown, fs.total_bytes)
-        table.outcome(add, drv.tool.name).samples.append(sample)
-        table.outcome(add, drv.tool.name).add_extra("growth", grown)
-        for _ in range(settings.status_repeats):
-            table.outcome(clean, drv.tool.name).samples.append(
-                drv.run(clean, drv.tool.status_cmds(), repo)
-            )
+        _add_commit_and_status(drv, repo, fs, table, add, clean, "w3", settings.status_repeats)
 
     _run_all(table, tools, settings, body)
     return table
