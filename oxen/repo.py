@@ -26,7 +26,7 @@ from oxen.errors import (
     RepositoryExists,
 )
 from oxen.faults import crash_point
-from oxen.ids import is_hex_prefix
+from oxen.ids import hash_file, is_hex_prefix
 from oxen.ingest import Ingestor
 from oxen.inspect import InspectOps
 from oxen.materialize import Materializer, remove_files
@@ -559,23 +559,16 @@ class AsyncRepo(MergeOps, InspectOps):
                 | set(status.staged_removed)
             )
         )
-        untracked = set(status.untracked) & touched
-        if untracked:
-            on_disk = {
-                p: st
-                for p, st in (await asyncio.to_thread(self._scan_targets, sorted(untracked)))[
-                    1
-                ].items()
-            }
-            from oxen.ids import hash_file
-
-            for p in sorted(untracked):
+        # an untracked file where the target has a file is in the way unless it is that file
+        in_the_way = sorted(set(status.untracked) & touched)
+        if in_the_way:
+            ids = await asyncio.to_thread(
+                lambda: [hash_file(str(self.root / p)) for p in in_the_way]
+            )
+            for p, oid in zip(in_the_way, ids, strict=True):
                 new = changes[p][1]
-                if p in on_disk and (
-                    new is None or await asyncio.to_thread(hash_file, str(self.root / p)) != new.id
-                ):
+                if new is None or oid != new.id:
                     blocked.append(p)
-        # a new file whose parent directory is an untracked file, or vice versa
         if blocked:
             shown = ", ".join(blocked[:5]) + (
                 f" and {len(blocked) - 5} more" if len(blocked) > 5 else ""

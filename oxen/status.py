@@ -108,8 +108,8 @@ def compute_status(root: Path, prefix: str = "", refresh: bool = True) -> Status
             current_ids[path] = current
             if current != row[1]:
                 modified.append(path)
-        status.untracked = [p for p in on_disk if p not in index and p not in staged_rows]
-        status.untracked += [p for p in on_disk if p in staged_rows and staged_rows[p][1] is None]
+        # not tracked, or staged for removal (index holds neither)
+        status.untracked = [p for p in on_disk if p not in index]
         if refresh and refreshed:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(UPSERT_STAT, refreshed)
