@@ -611,8 +611,7 @@ class AsyncRepo(MergeOps, InspectOps):
     async def _working_files(self) -> dict[str, tuple[bytes, int]]:
         """path -> (id, size) of every tracked or staged file as it is in the working tree."""
         status = await asyncio.to_thread(compute_status, self.root, "")
-        on_disk = (await asyncio.to_thread(self._scan_targets, [""]))[1]
-        return {p: (oid, on_disk[p].size) for p, oid in status.current_ids.items() if p in on_disk}
+        return status.current
 
 
 def _paths_and_parents(paths: list[str]) -> set[str]:

@@ -13,8 +13,8 @@ What lives here, and where it comes from:
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from pathlib import Path
 
 DB_NAME = "oxen.db"
 SCHEMA_VERSION = 1
@@ -66,9 +66,9 @@ UPSERT_STAT = (
 )
 
 
-def connect_sync(oxen_dir: Path) -> sqlite3.Connection:
+def connect_sync(oxen_dir: str | os.PathLike[str]) -> sqlite3.Connection:
     """A plain sqlite3 connection, for short synchronous commands run in one thread."""
-    conn = sqlite3.connect(oxen_dir / DB_NAME, isolation_level=None)
+    conn = sqlite3.connect(os.path.join(oxen_dir, DB_NAME), isolation_level=None)
     for pragma in PRAGMAS:
         conn.execute(pragma)
     return conn

@@ -45,7 +45,9 @@ def test_appending_rewrites_only_the_last_group() -> None:
     _, after = chunklists.build(ids[:-1] + more_ids, lengths[:-1] + more_lengths)
     new = {oid for oid, _ in after} - {oid for oid, _ in before}
     assert len(new) <= 3  # the last group or two, and the index
-    assert sum(len(data) for oid, data in after if oid in new) < 0.15 * sum(len(d) for _, d in after)
+    assert sum(len(data) for oid, data in after if oid in new) < 0.15 * sum(
+        len(d) for _, d in after
+    )
 
 
 async def test_expand_round_trip(repo: AsyncRepo) -> None:

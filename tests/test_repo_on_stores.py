@@ -30,7 +30,9 @@ async def exercise(repo: AsyncRepo, workdir: Path) -> None:
     assert (await repo.fsck()).problems == []
 
 
-async def test_repo_on_nfs_mode_store(workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_repo_on_nfs_mode_store(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(workdir)
     repo = await AsyncRepo.init(workdir, f"nfs://{tmp_path / 'nfs-objects'}")
     try:
@@ -41,7 +43,9 @@ async def test_repo_on_nfs_mode_store(workdir: Path, tmp_path: Path, monkeypatch
 
 
 @pytest.mark.s3
-async def test_repo_on_s3(workdir: Path, moto_endpoint: str, make_bucket, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+async def test_repo_on_s3(
+    workdir: Path, moto_endpoint: str, make_bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: F811
     bucket = make_bucket(f"repo-{uuid.uuid4().hex[:10]}")
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
