@@ -18,6 +18,7 @@ from bench.measure import log, rss_floor_kib
 from bench.paths import HOMES, LOGS, RESULTS, ROOT
 from bench.report import Table, fmt_bytes
 from bench.tools import ALL_TOOLS, InstallError, OxenAI, Tool, make_tools
+from bench.trash import empty_trash
 from bench.workloads import Settings
 
 SIZES = {
@@ -236,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp.replace(out)
         log(f"wrote {out.relative_to(ROOT)}")
     shutil.rmtree(HOMES, ignore_errors=True)
+    empty_trash()  # only now: see bench/trash.py
     return 0
 
 

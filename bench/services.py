@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.paths import LOGS, ROOT
+from bench.trash import discard
 
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -263,4 +263,4 @@ class OxenServer(Service):
         return dir_size(self.data_dir / "cache" / namespace / name)
 
     def remove_data(self) -> None:
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        discard(self.data_dir)

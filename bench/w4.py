@@ -37,6 +37,7 @@ from bench.paths import LOGS, RUNS
 from bench.report import Extra, Table, fmt_bytes, fmt_seconds
 from bench.services import S3_CREDENTIALS, Moto, OxenServer, ServiceError
 from bench.tools import DVC, Argv, Ours, Tool
+from bench.trash import discard
 from bench.workloads import Settings
 
 BUCKET = "bench-w4"
@@ -144,9 +145,9 @@ class Services:
 
     def _start(self) -> None:
         run, stack = self.run, self.stack
-        shutil.rmtree(run.root, ignore_errors=True)
+        discard(run.root)
         run.root.mkdir(parents=True)
-        stack.callback(shutil.rmtree, run.root, ignore_errors=True)
+        stack.callback(discard, run.root)
         base_env = _service_env()
         moto = Moto(run.root / "moto", base_env)
         stack.callback(moto.stop)
@@ -379,7 +380,7 @@ def _attempt(table: Table, label: str, step: str, fn: Callable[[], Any]) -> bool
 
 
 def _fresh(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
+    discard(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -460,9 +461,9 @@ def _ours_w1(
 
             _attempt(table, t.label, steps["push"], push)
             _attempt(table, t.label, steps["clone"], clone_)
-            shutil.rmtree(clone, ignore_errors=True)
+            discard(clone)
     finally:
-        shutil.rmtree(repo, ignore_errors=True)
+        discard(repo)
 
 
 def _ours_w2(
@@ -554,9 +555,9 @@ def _ours_w2(
             _attempt(table, t.label, steps["v2 push"], push2)
             _attempt(table, t.label, steps["v2 pull"], pull)
     finally:
-        shutil.rmtree(repo, ignore_errors=True)
+        discard(repo)
         for clone in clones.values():
-            shutil.rmtree(clone, ignore_errors=True)
+            discard(clone)
     return new_bytes
 
 
@@ -618,8 +619,8 @@ def _dvc_w1(
         _attempt(table, t.label, steps["push"], push)
         _attempt(table, t.label, steps["clone"], clone_)
     finally:
-        shutil.rmtree(repo, ignore_errors=True)
-        shutil.rmtree(clone, ignore_errors=True)
+        discard(repo)
+        discard(clone)
 
 
 def _dvc_w2(
@@ -677,8 +678,8 @@ def _dvc_w2(
         ):
             _attempt(table, t.label, steps[step], fn)
     finally:
-        shutil.rmtree(repo, ignore_errors=True)
-        shutil.rmtree(clone, ignore_errors=True)
+        discard(repo)
+        discard(clone)
 
 
 # ---------------------------------------------------------------------------- tables

@@ -14,6 +14,7 @@ from bench.measure import Sample, StepFailed, dir_size, log, run_cmd
 from bench.paths import LOGS, RUNS
 from bench.report import Extra, Table, fmt_bytes, fmt_seconds
 from bench.tools import Argv, Tool
+from bench.trash import discard
 
 # A first add+commit that grows the store by less than this share of the data is
 # reported as a failure: the tool exited 0 but cannot have stored the data.
@@ -83,7 +84,7 @@ def _check_stored(tool: Tool, grown: int, data_bytes: int) -> None:
 
 def _fresh_dir(workload: str, tool: Tool) -> Path:
     repo = RUNS / workload / tool.name
-    shutil.rmtree(repo, ignore_errors=True)
+    discard(repo)
     repo.parent.mkdir(parents=True, exist_ok=True)
     return repo
 
@@ -107,7 +108,7 @@ def _run_all(
                 log(f"[{table.key}] {tool.name}: {drv.step} failed: {exc}")
                 table.fail(tool.name, drv.step, f"failed: {exc}")
             finally:
-                shutil.rmtree(repo, ignore_errors=True)
+                discard(repo)
 
 
 def _sync() -> None:

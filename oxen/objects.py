@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from oxen.db import Location, RepoDB
@@ -32,6 +32,8 @@ from oxen.storage import ByteRange, Store
 MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
 MAX_RANGE = 16 * 1024 * 1024
 READ_CONCURRENCY = 8
+
+ChunkCallback = Callable[[bytes, bytes], None]
 
 
 class ObjectStore:
@@ -113,9 +115,14 @@ class ObjectStore:
                 out[oid] = bytes(blob) if len(group) > 1 else data
         return out
 
-    async def add_verified_pack(self, path: Path, max_size: int) -> SealedPack:
-        """Verify a pack file received from a peer and keep it (consumes the file)."""
-        pack = await asyncio.to_thread(verify_pack_file, path, max_size)
+    async def add_verified_pack(
+        self, path: Path, max_size: int, on_chunk: ChunkCallback | None = None
+    ) -> SealedPack:
+        """Verify a pack file received from a peer and keep it (consumes the file).
+
+        ``on_chunk(id, bytes)`` sees each data chunk as soon as it is verified, in a worker
+        thread (clone writes files from it)."""
+        pack = await asyncio.to_thread(verify_pack_file, path, max_size, on_chunk)
         await self.store.put_file(pack_key(pack.id), path, move=True)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         await self.db.add_pack(pack.id, pack.size, pack.entries)
@@ -162,7 +169,9 @@ class ObjectStore:
         return (await self.read_nodes([oid]))[oid]
 
 
-def verify_pack_file(path: Path, max_size: int) -> SealedPack:
+def verify_pack_file(
+    path: Path, max_size: int, on_chunk: ChunkCallback | None = None
+) -> SealedPack:
     """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
 
     Blocking (runs in a worker thread); raises InvalidInput naming the first problem.
@@ -193,6 +202,8 @@ def verify_pack_file(path: Path, max_size: int) -> SealedPack:
                     raise CorruptObject(f"object {e.id.hex()} does not match its id")
                 if e.kind == Kind.NODE:
                     decode_node(blob)
+                elif on_chunk is not None:
+                    on_chunk(e.id, blob)
             if offset != data_size:
                 raise CorruptObject("pack data and index disagree")
     except CorruptObject as e:

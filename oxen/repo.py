@@ -428,6 +428,10 @@ class AsyncRepo(MergeOps, InspectOps):
             written = await Materializer(self.root, self.objects, self.db, bar).write(rows)
         finally:
             bar.close()
+        await self.remember_stats(written)
+
+    async def remember_stats(self, written: list[tuple[str, FileStat, bytes]]) -> None:
+        """Cache the stat of files just written with known ids, so status need not hash them."""
         clock = await asyncio.to_thread(fs_clock, self.oxen_dir)
         async with self.db.transaction():
             await self.db.put_stats(

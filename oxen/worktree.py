@@ -115,13 +115,20 @@ def fs_clock(oxen_dir: str | Path) -> int:
     return os.stat(marker).st_mtime_ns
 
 
-def safe_target(root: Path, rel: str) -> Path:
-    """The on-disk path for a repository path, refusing anything that could escape ``root``."""
+def check_repo_path(rel: str) -> list[str]:
+    """The parts of a repository path, refusing anything that could name a place outside
+    the working tree or inside .oxen (paths from the network are untrusted)."""
     if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
         raise PathError(f"unsafe path: {rel!r}")
     parts = rel.split("/")
     if any(p in ("", ".", "..") for p in parts) or parts[0] == OXEN_DIR:
         raise PathError(f"unsafe path: {rel!r}")
+    return parts
+
+
+def safe_target(root: Path, rel: str) -> Path:
+    """The on-disk path for a repository path, refusing anything that could escape ``root``."""
+    parts = check_repo_path(rel)
     current = root
     for part in parts[:-1]:
         current = current / part

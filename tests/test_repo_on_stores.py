@@ -44,8 +44,11 @@ async def test_repo_on_nfs_mode_store(
 
 @pytest.mark.s3
 async def test_repo_on_s3(
-    workdir: Path, moto_endpoint: str, make_bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+    workdir: Path,
+    moto_endpoint: str,  # noqa: F811
+    make_bucket,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bucket = make_bucket(f"repo-{uuid.uuid4().hex[:10]}")
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

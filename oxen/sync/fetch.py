@@ -17,13 +17,15 @@ from pathlib import Path
 
 from oxen import chunklists
 from oxen.config import save_toml_model
+from oxen.db import FileRow
 from oxen.errors import NotFound, OxenError, RefError
 from oxen.merge import MergeResult
 from oxen.nodes import CommitNode, DirEntry, DirNode, VNode
-from oxen.objects import ObjectStore
+from oxen.objects import ChunkCallback, ObjectStore
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.refs import head_value
 from oxen.repo import CONFIG_NAME, AsyncRepo
+from oxen.stream_checkout import StreamingCheckout
 from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
 
 MAX_FETCH_PACK = 512 * 1024 * 1024
@@ -44,8 +46,10 @@ async def _fetch_ids(
     sizes: dict[bytes, int],
     jobs: int,
     bar: Progress,
+    on_chunk: ChunkCallback | None = None,
 ) -> None:
-    """Fetch objects as packs of ~PACK_TARGET bytes, ``jobs`` requests at a time."""
+    """Fetch objects as packs of ~PACK_TARGET bytes, ``jobs`` requests at a time, in the
+    order given (so a file's chunks tend to arrive together)."""
     if not ids:
         return
     groups: list[list[bytes]] = [[]]
@@ -65,7 +69,7 @@ async def _fetch_ids(
             path = tmp / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
             try:
                 await remote.fetch_pack(group, path)
-                pack = await objects.add_verified_pack(path, MAX_FETCH_PACK)
+                pack = await objects.add_verified_pack(path, MAX_FETCH_PACK, on_chunk)
                 got = {e.id for e in pack.entries}
                 if not set(group) <= got:
                     raise OxenError("the remote sent a pack without some objects we asked for")
@@ -104,15 +108,22 @@ async def fetch_history(
     return commits, fetched
 
 
-async def fetch_data(
-    repo: AsyncRepo, remote: Remote, commits: list[bytes], jobs: int, bar: Progress
-) -> tuple[int, int]:
-    """The chunks of every file in ``commits``' trees that we lack; returns (nodes, chunks) fetched."""
-    files: dict[bytes, tuple[bytes | None, int]] = {}
-    for cid in commits:
-        tree = (await repo.read_commit(cid)).tree
-        for row in (await repo.trees.flatten(tree)).values():
-            files[row.id] = (row.chunks, row.size)  # type: ignore[index]
+@dataclass
+class DataPlan:
+    """The data some trees need: every file's chunks, and which of them we lack."""
+
+    chunk_ids: dict[bytes, list[bytes]]  # file id -> its ordered chunk ids
+    lengths: dict[bytes, int]  # chunk id -> bytes
+    wanted: list[bytes]  # chunks to fetch, in file order
+    lists: list[tuple[bytes, bytes, list[bytes]]]  # (file id, chunk list id, chunk ids)
+    nodes_fetched: int
+
+
+async def plan_data(
+    repo: AsyncRepo, remote: Remote, rows: list[FileRow], jobs: int, bar: Progress
+) -> DataPlan:
+    """Fetch the chunk lists of ``rows``' large files, then work out the chunks we lack."""
+    files = {row.id: (row.chunks, row.size) for row in rows}
     lists = sorted({c for c, _ in files.values() if c is not None})
     lacking_lists = sorted(await repo.db.missing(lists))
     await _fetch_ids(repo.objects, remote, lacking_lists, {}, jobs, bar)
@@ -122,17 +133,48 @@ async def fetch_data(
     lacking_groups = sorted(await repo.db.missing(groups))
     await _fetch_ids(repo.objects, remote, lacking_groups, {}, jobs, bar)
     expanded = await chunklists.expand(repo.objects, lists)
-    sizes: dict[bytes, int] = {fid: size for fid, (c, size) in files.items() if c is None}
-    for ids, lengths in expanded.values():
-        sizes.update(zip(ids, lengths, strict=True))
-    wanted = sorted(await repo.db.missing(sizes))
-    bar.reset(total=sum(sizes[c] for c in wanted))  # the data to come: now its size is known
-    await _fetch_ids(repo.objects, remote, wanted, sizes, jobs, bar)
-    await repo.db.add_chunk_maps(
-        [(fid, c, expanded[c][0]) for fid, (c, _) in files.items() if c is not None]
+    chunk_ids: dict[bytes, list[bytes]] = {}
+    lengths: dict[bytes, int] = {}
+    for fid, (list_id, size) in files.items():  # type: ignore[assignment]
+        if list_id is None:
+            chunk_ids[fid] = [fid]  # type: ignore[index]
+            lengths[fid] = size  # type: ignore[index]
+        else:
+            ids, sizes = expanded[list_id]
+            chunk_ids[fid] = ids  # type: ignore[index]
+            lengths.update(zip(ids, sizes, strict=True))
+    ordered = list(dict.fromkeys(c for ids in chunk_ids.values() for c in ids))
+    lacking = await repo.db.missing(ordered)
+    return DataPlan(
+        chunk_ids=chunk_ids,
+        lengths=lengths,
+        wanted=[c for c in ordered if c in lacking],
+        lists=[(fid, c, expanded[c][0]) for fid, (c, _) in files.items() if c is not None],  # type: ignore[misc]
+        nodes_fetched=len(lacking_lists) + len(lacking_groups),
     )
-    lacking_lists += lacking_groups
-    return len(lacking_lists), len(wanted)
+
+
+async def fetch_chunks(
+    repo: AsyncRepo,
+    remote: Remote,
+    plan: DataPlan,
+    jobs: int,
+    bar: Progress,
+    on_chunk: ChunkCallback | None = None,
+) -> None:
+    bar.reset(total=sum(plan.lengths[c] for c in plan.wanted))  # now the size is known
+    await _fetch_ids(repo.objects, remote, plan.wanted, plan.lengths, jobs, bar, on_chunk)
+    await repo.db.add_chunk_maps(plan.lists)
+
+
+async def commit_rows(repo: AsyncRepo, commits: list[bytes]) -> list[FileRow]:
+    """Every file of the commits' trees (one row per distinct file id is enough)."""
+    rows: dict[bytes, FileRow] = {}
+    for cid in commits:
+        tree = (await repo.read_commit(cid)).tree
+        for row in (await repo.trees.flatten(tree)).values():
+            rows.setdefault(row.id, row)  # type: ignore[arg-type]
+    return list(rows.values())
 
 
 async def fetch(
@@ -155,15 +197,21 @@ async def fetch(
     try:
         commits, result.nodes = await fetch_history(repo, remote, list(refs.values()), jobs, bar)
         data_commits = sorted(commits) if all_data else list(dict.fromkeys(refs.values()))
-        nodes, result.chunks = await fetch_data(repo, remote, data_commits, jobs, bar)
-        result.nodes += nodes
+        plan = await plan_data(repo, remote, await commit_rows(repo, data_commits), jobs, bar)
+        await fetch_chunks(repo, remote, plan, jobs, bar)
+        result.nodes += plan.nodes_fetched
+        result.chunks = len(plan.wanted)
     finally:
         bar.close()
+    await _set_remote_refs(repo, remote_name, refs)
+    result.bytes_received = remote.bytes_received - received_before
+    return result
+
+
+async def _set_remote_refs(repo: AsyncRepo, remote_name: str, refs: dict[str, bytes]) -> None:
     async with repo.db.transaction():
         for name, cid in refs.items():
             await repo.db.force_ref(f"refs/remotes/{remote_name}/{name}", cid)
-    result.bytes_received = remote.bytes_received - received_before
-    return result
 
 
 async def pull(
@@ -192,7 +240,9 @@ async def clone(
     jobs: int = 4,
     progress: ProgressFactory = null_progress,
 ) -> tuple[AsyncRepo, FetchResult]:
-    """A new repository at ``dest`` with ``origin`` = ``url``, on ``branch`` (default: main)."""
+    """A new repository at ``dest`` with ``origin`` = ``url``, on ``branch`` (default: main).
+
+    The branch's files are written as their chunks arrive (see ``stream_checkout``)."""
     refs = await remote.refs()
     if not refs:
         raise NotFound(f"{url} has no branches yet (push to it first)")
@@ -206,16 +256,46 @@ async def clone(
     try:
         repo.config.remotes["origin"] = url
         await asyncio.to_thread(save_toml_model, repo.oxen_dir / CONFIG_NAME, repo.config)
-        result = await fetch(repo, remote, "origin", branch, all_data, jobs, progress)
-        tip = refs[branch]
-        await repo.switch_tree(None, tip, progress)
-        async with repo.db.transaction():
-            await repo.db.force_ref(f"refs/heads/{branch}", tip)
-            await repo.db.set_state("HEAD", head_value(branch, None))
+        result = await _clone_into(repo, remote, branch, refs[branch], all_data, jobs, progress)
     except BaseException:
         await repo.close()
         raise
     return repo, result
+
+
+async def _clone_into(
+    repo: AsyncRepo,
+    remote: Remote,
+    branch: str,
+    tip: bytes,
+    all_data: bool,
+    jobs: int,
+    progress: ProgressFactory,
+) -> FetchResult:
+    received_before = remote.bytes_received
+    result = FetchResult(branches={branch: tip})
+    bar = progress("fetching", None, "B")
+    try:
+        commits, result.nodes = await fetch_history(repo, remote, [tip], jobs, bar)
+        tree = (await repo.read_commit(tip)).tree
+        rows = sorted((await repo.trees.flatten(tree)).values())
+        others = await commit_rows(repo, sorted(commits)) if all_data else []
+        plan = await plan_data(repo, remote, rows + others, jobs, bar)
+        writer = StreamingCheckout(repo.root, rows, plan.chunk_ids, plan.lengths)
+        await fetch_chunks(repo, remote, plan, jobs, bar, writer.on_chunk)
+        result.nodes += plan.nodes_fetched
+        result.chunks = len(plan.wanted)
+    finally:
+        bar.close()
+    written = await writer.finish(repo.objects, repo.db, null_progress("writing", None, "B"))
+    async with repo.db.transaction():
+        await repo.db.update_head_files(rows, ())
+        await repo.remember_stats(written)
+        await repo.db.force_ref(f"refs/remotes/origin/{branch}", tip)
+        await repo.db.force_ref(f"refs/heads/{branch}", tip)
+        await repo.db.set_state("HEAD", head_value(branch, None))
+    result.bytes_received = remote.bytes_received - received_before
+    return result
 
 
 def _is_non_empty_dir(path: Path) -> bool:
