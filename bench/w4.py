@@ -37,7 +37,7 @@ from bench.paths import LOGS, RUNS
 from bench.report import Extra, Table, fmt_bytes, fmt_seconds
 from bench.services import S3_CREDENTIALS, Moto, OxenServer, ServiceError
 from bench.tools import DVC, Argv, Ours, Tool
-from bench.trash import discard
+from bench.trash import discard, empty_trash
 from bench.workloads import Settings
 
 BUCKET = "bench-w4"
@@ -903,6 +903,7 @@ def _run_concurrent(
     if ours is None:
         return table
     total = CLIENTS * bytes_each
+    empty_trash()  # untimed, and the step creates few files: see bench/trash.py
     need = DISK_FACTOR * total  # the data, each client's .oxen, the disk server, moto's spill
     free = shutil.disk_usage(RUNS.parent if RUNS.parent.exists() else Path.cwd()).free
     if free < need:

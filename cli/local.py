@@ -13,7 +13,7 @@ from oxen.worktree import find_root, to_repo_path
 def status(args: argparse.Namespace) -> int:
     root = find_root()
     prefix = to_repo_path(root, args.path) if args.path else ""
-    st = compute_status(root, prefix)
+    st = compute_status(root, prefix, parallel=True)
     if args.json:
         print(json.dumps(st.as_dict(), indent=2))
         return 0

@@ -3,23 +3,25 @@
 Deliberately synchronous and light on imports (no asyncio, dataclasses, typing or
 pydantic): on an unchanged tree of 20k files the whole command, process start included,
 has ~0.15 s, and one lstat per file is most of it. So the walk compares each file's stat
-with the cached one as it goes, building no per-file objects for clean files.
+with the cached one as it goes, building no per-file objects for clean files; the
+``oxen status`` command splits the lstat calls of a large tree over two processes; and
+the index to compare with comes from a snapshot while it is valid (``status_index``).
 A file is re-hashed only when its stat differs from the stat cache, or when the cache
 entry is "racy" (the file changed in the same timestamp tick it was hashed in).
 """
 
 from __future__ import annotations
 
+import marshal
 import os
+from collections.abc import Callable, Iterable
 
 from oxen.ids import hash_file
-from oxen.schema import (
-    SELECT_STAGED_WITH_STAT,
-    SELECT_TRACKED_WITH_STAT,
-    UPSERT_STAT,
-    connect_sync,
-)
-from oxen.worktree import OXEN_DIR, fs_clock, is_under, iter_files
+from oxen.schema import connect_sync
+from oxen.status_index import load_index, save_stats
+from oxen.worktree import OXEN_DIR, fs_clock, is_under, iter_file_names, iter_files, lstat_each
+
+PARALLEL_MIN = 5000  # files; below this a second process costs more than it saves
 
 LISTS = (
     "staged_added",
@@ -66,8 +68,12 @@ class Status:
         return out
 
 
-def compute_status(root, prefix: str = "", refresh: bool = True) -> Status:
-    """Status of the files at or below ``prefix`` ('' for the whole tree)."""
+def compute_status(root, prefix: str = "", parallel: bool = False) -> Status:
+    """Status of the files at or below ``prefix`` ('' for the whole tree).
+
+    ``parallel``: lstat large trees in two processes (fork). Only for a process with no
+    other threads, i.e. the ``oxen status`` command itself.
+    """
     root = os.fspath(root)
     oxen_dir = os.path.join(root, OXEN_DIR)
     conn = connect_sync(oxen_dir)
@@ -77,31 +83,35 @@ def compute_status(root, prefix: str = "", refresh: bool = True) -> Status:
         branch, head = _describe_head(conn, head_state[0] if head_state else None)
         status = Status(branch=branch, head=head, merging=merge is not None)
         status.conflicts = [r[0] for r in conn.execute("SELECT path FROM conflicts ORDER BY path")]
-        clock = fs_clock(oxen_dir) if refresh else None
-        index = _index(conn, status, prefix)
-        changed, seen = _walk_and_compare(root, prefix, index, status)
+        clock = fs_clock(oxen_dir)
+        index = load_index(conn, oxen_dir)
+        rows = index.rows
+        if prefix:
+            rows = {p: r for p, r in rows.items() if is_under(p, prefix)}
+        status.staged_added = [p for p in index.added if is_under(p, prefix)]
+        status.staged_modified = [p for p in index.modified if is_under(p, prefix)]
+        status.staged_removed = [p for p in index.removed if is_under(p, prefix)]
+        found = _walk(root, prefix, rows, parallel and hasattr(os, "fork"))
+        status.untracked = found.untracked
+        status.modified = found.modified
+        status.current = found.current
 
         refreshed: list[tuple] = []
-        current = status.current
-        for path, size, mtime_ns, ctime_ns, ino in changed:
-            row = index[path]
+        for path, size, mtime_ns, ctime_ns, ino in found.changed:
             try:
                 oid = hash_file(os.path.join(root, path))
             except FileNotFoundError:
                 status.removed.append(path)
                 continue
-            racy = int(clock is None or mtime_ns >= clock)
-            refreshed.append((path, size, mtime_ns, ctime_ns, ino, oid, racy))
-            current[path] = (oid, size)
-            if oid != row[1]:
+            refreshed.append((path, size, mtime_ns, ctime_ns, ino, oid, int(mtime_ns >= clock)))
+            status.current[path] = (oid, size)
+            if oid != rows[path][1]:
                 status.modified.append(path)
-        if seen < len(index):
+        if found.seen < len(rows):
             vanished = set(status.removed)
-            status.removed.extend(p for p in index if p not in current and p not in vanished)
-        if refresh and refreshed:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(UPSERT_STAT, refreshed)
-            conn.execute("COMMIT")
+            status.removed.extend(p for p in rows if p not in status.current and p not in vanished)
+        if refreshed:
+            save_stats(conn, oxen_dir, index, refreshed)
         for name in LISTS:
             getattr(status, name).sort()
         return status
@@ -109,55 +119,118 @@ def compute_status(root, prefix: str = "", refresh: bool = True) -> Status:
         conn.close()
 
 
-def _index(conn, status: Status, prefix: str) -> dict[str, tuple]:
-    """What the next commit would record for each path: HEAD's files overlaid with the
-    staging area, each row carrying its cached stat. Fills in the staged lists."""
-    index = {r[0]: r for r in conn.execute(SELECT_TRACKED_WITH_STAT).fetchall()}
-    if prefix:
-        index = {p: r for p, r in index.items() if is_under(p, prefix)}
-    for row in conn.execute(SELECT_STAGED_WITH_STAT).fetchall():
-        path = row[0]
-        if not is_under(path, prefix):
-            continue
-        head_row = index.get(path)
-        if row[1] is None:
-            status.staged_removed.append(path)
-            index.pop(path, None)
-            continue
-        if head_row is None:
-            status.staged_added.append(path)
-        elif head_row[1] != row[1]:
-            status.staged_modified.append(path)
-        index[path] = row
-    return index
+class _Found:
+    """What one pass over (part of) the working tree found. ``changed``: tracked files
+    whose stat differs from the cache, with that stat, to be hashed."""
+
+    def __init__(self) -> None:
+        self.untracked: list[str] = []
+        self.modified: list[str] = []
+        self.changed: list[tuple] = []
+        self.current: dict[str, tuple[bytes, int]] = {}
+        self.seen = 0
+
+    def compare(self, files: Iterable[tuple[str, os.stat_result]], rows: dict[str, tuple]) -> None:
+        """The hot loop: for a clean file, one dict lookup and one tuple compare."""
+        untracked, modified, changed, current = (
+            self.untracked,
+            self.modified,
+            self.changed,
+            self.current,
+        )
+        get = rows.get
+        seen = 0
+        for name, st in files:
+            row = get(name)
+            if row is None:
+                untracked.append(name)
+                continue
+            seen += 1
+            # row[3:7] is the cached (size, mtime, ctime, inode); row[7] its id; row[8] racy
+            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == row[3:7] and not row[8]:
+                current[name] = (row[7], st.st_size)
+                if row[7] != row[1]:
+                    modified.append(name)
+            else:
+                changed.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        self.seen += seen
+
+    def merge(self, other: _Found) -> None:
+        self.untracked += other.untracked
+        self.modified += other.modified
+        self.changed += other.changed
+        self.current.update(other.current)
+        self.seen += other.seen
 
 
-def _walk_and_compare(
-    root: str, prefix: str, index: dict[str, tuple], status: Status
-) -> tuple[list[tuple], int]:
-    """One lstat per file. Clean files (stat equal to the cache) go straight into
-    ``status.current``, untracked ones into ``status.untracked``; the rest are returned
-    with their stat, for hashing, along with the number of tracked files found."""
-    changed: list[tuple] = []
-    untracked = status.untracked
-    modified = status.modified
-    current = status.current
-    seen = 0
-    get = index.get
-    for name, st in iter_files(root, prefix):
-        row = get(name)
-        if row is None:
-            untracked.append(name)
-            continue
-        seen += 1
-        # row[3:7] is the cached (size, mtime, ctime, inode); row[7] its id; row[8] racy
-        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == row[3:7] and not row[8]:
-            current[name] = (row[7], st.st_size)
-            if row[7] != row[1]:
-                modified.append(name)
-        else:
-            changed.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-    return changed, seen
+def _walk(root: str, prefix: str, rows: dict[str, tuple], parallel: bool) -> _Found:
+    found = _Found()
+    if not parallel:
+        found.compare(iter_files(root, prefix), rows)
+        return found
+    names = list(iter_file_names(root, prefix))
+    if len(names) < PARALLEL_MIN:
+        found.compare(lstat_each(names), rows)
+        return found
+    half = len(names) // 2
+    child = _forked(lambda: _compare_part(names[half:], rows))
+    found.compare(lstat_each(names[:half]), rows)
+    other = child()
+    if other is None:  # the helper process failed: do its half here
+        found.compare(lstat_each(names[half:]), rows)
+    else:
+        found.merge(other)
+    return found
+
+
+def _compare_part(names: list[tuple[str, str]], rows: dict[str, tuple]) -> bytes:
+    part = _Found()
+    part.compare(lstat_each(names), rows)
+    return marshal.dumps((part.untracked, part.modified, part.changed, part.current, part.seen))
+
+
+def _forked(work: Callable[[], bytes]) -> Callable[[], _Found | None]:
+    """Run ``work`` in a forked child; returns a function that waits for its result.
+
+    Forking is cheap here (the process is small and has one thread) and the lstat
+    system calls are most of status's time: two processes do them on two cores. The
+    result comes back through a pipe, marshalled (trusted: it is our own child).
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare: the caller does the work itself
+        os.close(read_fd)
+        os.close(write_fd)
+        return lambda: None
+    if pid == 0:  # child: never return into the caller's code
+        code = 1
+        try:
+            os.close(read_fd)
+            data = work()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+
+    def wait() -> _Found | None:
+        chunks = []
+        with open(read_fd, "rb") as pipe:
+            while chunk := pipe.read(1 << 20):
+                chunks.append(chunk)
+        _, code = os.waitpid(pid, 0)
+        if code != 0:
+            return None
+        found = _Found()
+        (found.untracked, found.modified, found.changed, found.current, found.seen) = marshal.loads(
+            b"".join(chunks)
+        )
+        return found
+
+    return wait
 
 
 def _describe_head(conn, value: bytes | None) -> tuple[str | None, str | None]:

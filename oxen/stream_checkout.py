@@ -41,7 +41,7 @@ class StreamingCheckout:
         self._targets: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
         for i, row in enumerate(rows):
             offset = 0
-            for cid in chunk_ids[row.id]:  # type: ignore[index]
+            for cid in chunk_ids[row.id] if row.id is not None else ():
                 self._targets[cid].append((i, offset))
                 offset += lengths[cid]
         self._remaining = [row.size for row in rows]
@@ -98,12 +98,12 @@ class StreamingCheckout:
         """Write whatever did not arrive (chunks we already had), then return (path, stat,
         id) of every file, for the stat cache."""
         incomplete = [row for row, st in zip(self.rows, self._stats, strict=True) if st is None]
-        done = [
+        done: list[tuple[str, FileStat, bytes]] = [
             (row.path, st, row.id)
             for row, st in zip(self.rows, self._stats, strict=True)
-            if st is not None
+            if st is not None and row.id is not None
         ]
         if incomplete:
             writer = Materializer(self.root, objects, db, progress)
             done.extend(await writer.write(incomplete))
-        return done  # type: ignore[return-value]
+        return done

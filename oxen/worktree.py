@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from oxen.errors import NotARepository, PathError
@@ -68,10 +68,15 @@ def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
 
 
 def iter_files(root: str | Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """(repository path, lstat) of every regular file at or below ``prefix``.
+    """(repository path, lstat) of every regular file at or below ``prefix``."""
+    return lstat_each(iter_file_names(root, prefix))
 
-    Depth-first and iterative, one lstat per regular file (DirEntry knows the type), and
-    nothing else per file: this is the hot loop of ``status``.
+
+def iter_file_names(root: str | Path, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(repository path, filesystem path) of every regular file at or below ``prefix``.
+
+    Depth-first and iterative; no system call per file (DirEntry knows the type), so
+    the caller decides where the lstat calls run: this is the hot loop of ``status``.
     """
     start = os.path.join(root, prefix) if prefix else os.fspath(root)
     try:
@@ -79,7 +84,7 @@ def iter_files(root: str | Path, prefix: str = "") -> Iterator[tuple[str, os.sta
     except FileNotFoundError:
         return
     if stat_mod.S_ISREG(st.st_mode):
-        yield prefix, st
+        yield prefix, start
         return
     if not stat_mod.S_ISDIR(st.st_mode):
         return
@@ -97,9 +102,21 @@ def iter_files(root: str | Path, prefix: str = "") -> Iterator[tuple[str, os.sta
                         if rel or entry.name != OXEN_DIR:
                             stack.append((entry.path, f"{rel}{entry.name}/"))
                     elif entry.is_file(follow_symlinks=False):
-                        yield rel + entry.name, entry.stat(follow_symlinks=False)
+                        yield rel + entry.name, entry.path
                 except FileNotFoundError:
                     continue
+
+
+def lstat_each(names: Iterable[tuple[str, str]]) -> Iterator[tuple[str, os.stat_result]]:
+    """(repository path, lstat) for each name that is still a regular file."""
+    lstat, is_reg = os.lstat, stat_mod.S_ISREG
+    for rel, path in names:
+        try:
+            st = lstat(path)
+        except FileNotFoundError:
+            continue
+        if is_reg(st.st_mode):
+            yield rel, st
 
 
 def fs_clock(oxen_dir: str | Path) -> int:

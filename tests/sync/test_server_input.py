@@ -184,3 +184,4 @@ def test_clone_refuses_paths_that_escape(tmp_path, server: Server) -> None:
         asyncio.run(clone("http://evil/ns/r", tmp_path / "victim", EvilRemote()))  # type: ignore[arg-type]
     assert not (tmp_path / "x").exists()
     assert not any(p.name == "x" for p in tmp_path.rglob("x"))
+    assert not (tmp_path / "victim").exists()  # a failed clone leaves nothing behind
