@@ -89,7 +89,7 @@ class MergeOps:
         if ours is None or base == ours:
             await self.switch_tree(ours, theirs, progress)
             async with self.db.transaction():
-                await self._move_head(branch, ours, theirs)
+                await self.move_head(branch, ours, theirs)
             return MergeResult("fast-forward", theirs)
 
         base_tree = (await self.read_commit(base)).tree if base else None
@@ -113,7 +113,7 @@ class MergeOps:
                         None,
                     )
                 )
-        await self._refuse_overwrites(take)
+        await self.refuse_overwrites(take)
         writes = [new for _, new in take.values() if new is not None]
         deletes = [p for p, (_, new) in take.items() if new is None]
         await asyncio.to_thread(remove_files, self.root, deletes)

@@ -471,7 +471,7 @@ class AsyncRepo(MergeOps, InspectOps):
         crash_point("commit-objects")
         companions = await self.merge_companions()
         async with self.db.transaction():
-            await self._move_head(branch, parent, commit_id)
+            await self.move_head(branch, parent, commit_id)
             await self.db.update_head_files(
                 [r for r in staged.values() if r.id is not None],
                 [p for p, r in staged.items() if r.id is None],
@@ -483,7 +483,7 @@ class AsyncRepo(MergeOps, InspectOps):
             await asyncio.to_thread(remove_files, self.root, companions)
         return commit_id
 
-    async def _move_head(self, branch: str | None, old: bytes | None, new: bytes) -> None:
+    async def move_head(self, branch: str | None, old: bytes | None, new: bytes) -> None:
         if branch is None:
             await self.db.set_state("HEAD", head_value(None, new))
             return
@@ -537,7 +537,7 @@ class AsyncRepo(MergeOps, InspectOps):
         new_tree = (await self.read_commit(target)).tree
         changes = await self.trees.diff(old_tree, new_tree)
         if not force:
-            await self._refuse_overwrites(changes)
+            await self.refuse_overwrites(changes)
         writes = [new for _, new in changes.values() if new is not None]
         deletes = [p for p, (_, new) in changes.items() if new is None]
         await asyncio.to_thread(remove_files, self.root, deletes)
@@ -549,7 +549,7 @@ class AsyncRepo(MergeOps, InspectOps):
             await self.db.unstage(list(staged))
         return changes
 
-    async def _refuse_overwrites(
+    async def refuse_overwrites(
         self, changes: dict[str, tuple[FileRow | None, FileRow | None]]
     ) -> None:
         status = await asyncio.to_thread(compute_status, self.root, "")

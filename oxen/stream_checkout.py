@@ -5,22 +5,27 @@ written at every offset where the tree uses it (``pwrite``), so files fill in wh
 order packs complete, nothing waits in memory for an earlier chunk, and no chunk is read
 back from the packs afterwards. Calls come from several worker threads at once.
 
-Only for a fresh working tree: files are written in place (there is nothing to keep
-safe from a half-written replacement), each directory is checked once for symlinks.
+Into a fresh working tree (clone), files are written in place: there is nothing to keep
+safe from a half-written replacement. Over an existing one (a fast-forward pull), each
+file is written to a temporary name beside its target and renamed over it only once
+the whole file is there, so an interrupted pull leaves every file old or new.
+Each directory is checked once for symlinks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from oxen.db import FileRow, RepoDB
-from oxen.materialize import Materializer
+from oxen.db import FileRow
+from oxen.errors import CorruptObject, PathError
+from oxen.materialize import WINDOW_BYTES
 from oxen.nodes import EXEC_MODE
 from oxen.objects import ObjectStore
-from oxen.progress import Progress
 from oxen.worktree import FileStat, check_repo_path, safe_target
 
 FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -33,10 +38,13 @@ class StreamingCheckout:
         rows: list[FileRow],
         chunk_ids: dict[bytes, list[bytes]],
         lengths: dict[bytes, int],
+        in_place: bool = True,
     ) -> None:
         """``chunk_ids``: file id -> its ordered chunk ids; ``lengths``: chunk id -> bytes."""
         self.root = root
         self.rows = rows
+        self.in_place = in_place
+        self._suffix = f".oxen-{uuid.uuid4().hex[:12]}.tmp"
         # chunk id -> every (file index, offset) where it belongs
         self._targets: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
         for i, row in enumerate(rows):
@@ -48,9 +56,15 @@ class StreamingCheckout:
         self._stats: list[FileStat | None] = [None] * len(rows)
         self._lock = threading.Lock()
         self._dirs: set[str] = set()
+        self._delivered: set[bytes] = set()
+        self._chunk_ids = chunk_ids
+        self._lengths = lengths
 
     def on_chunk(self, cid: bytes, data: bytes) -> None:
         """A verified chunk: write it wherever the tree uses it (blocking; any thread)."""
+        if cid in self._delivered:
+            return
+        self._delivered.add(cid)
         for i, offset in self._targets.get(cid, ()):
             self._write(i, offset, data)
 
@@ -82,6 +96,11 @@ class StreamingCheckout:
             os.close(fd)
 
     def _path(self, rel: str) -> str:
+        """Where ``rel``'s bytes are written: the file itself, or its temporary name."""
+        target = self._target(rel)
+        return target if self.in_place else self._temporary(target)
+
+    def _target(self, rel: str) -> str:
         parent = rel.rpartition("/")[0]
         if parent in self._dirs:
             check_repo_path(rel)
@@ -92,18 +111,65 @@ class StreamingCheckout:
         self._dirs.add(parent)
         return str(target)
 
-    async def finish(
-        self, objects: ObjectStore, db: RepoDB, progress: Progress
-    ) -> list[tuple[str, FileStat, bytes]]:
-        """Write whatever did not arrive (chunks we already had), then return (path, stat,
-        id) of every file, for the stat cache."""
-        incomplete = [row for row, st in zip(self.rows, self._stats, strict=True) if st is None]
-        done: list[tuple[str, FileStat, bytes]] = [
+    def _temporary(self, target: str) -> str:
+        head, name = os.path.split(target)
+        return os.path.join(head, f".{name}{self._suffix}")
+
+    def _install(self) -> None:
+        """Rename each finished temporary file over its target (not in place only)."""
+        for i, row in enumerate(self.rows):
+            if self._stats[i] is None:
+                continue
+            target = self._target(row.path)
+            os.replace(self._temporary(target), target)
+            st = os.stat(target)  # a rename changes the ctime
+            self._stats[i] = FileStat(
+                st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
+            )
+
+    def abort(self) -> None:
+        """Remove temporary files left by an interrupted checkout (not in place only)."""
+        if self.in_place:
+            return
+        for row in self.rows:
+            try:
+                os.unlink(self._temporary(self._target(row.path)))
+            except (OSError, PathError):
+                pass
+
+    async def finish(self, objects: ObjectStore) -> list[tuple[str, FileStat, bytes]]:
+        """Write the chunks that did not arrive (we had them already: the unchanged parts
+        of a changed file, say) from the store, install the files, and return (path,
+        stat, id) of every file, for the stat cache."""
+        window: list[bytes] = []
+        size = 0
+        for cid in self._undelivered():
+            window.append(cid)
+            size += self._lengths[cid]
+            if size >= WINDOW_BYTES:
+                await self._deliver(objects, window)
+                window, size = [], 0
+        if window:
+            await self._deliver(objects, window)
+        if not self.in_place:
+            await asyncio.to_thread(self._install)
+        missing = [row.path for row, st in zip(self.rows, self._stats, strict=True) if st is None]
+        if missing:
+            raise CorruptObject(f"{missing[0]}: its chunks do not add up to its size")
+        return [
             (row.path, st, row.id)
             for row, st in zip(self.rows, self._stats, strict=True)
             if st is not None and row.id is not None
         ]
-        if incomplete:
-            writer = Materializer(self.root, objects, db, progress)
-            done.extend(await writer.write(incomplete))
-        return done
+
+    def _undelivered(self) -> list[bytes]:
+        """Chunks of unfinished files that never arrived, in file order."""
+        out: dict[bytes, None] = {}
+        for i, row in enumerate(self.rows):
+            if self._stats[i] is None and row.id is not None:
+                out.update((c, None) for c in self._chunk_ids[row.id] if c not in self._delivered)
+        return list(out)
+
+    async def _deliver(self, objects: ObjectStore, ids: list[bytes]) -> None:
+        blobs = await objects.read_blobs(ids)
+        await asyncio.to_thread(lambda: [self.on_chunk(c, blobs[c]) for c in ids])

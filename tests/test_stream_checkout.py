@@ -13,7 +13,6 @@ from oxen import chunklists
 from oxen.db import FileRow
 from oxen.errors import PathError
 from oxen.nodes import EXEC_MODE
-from oxen.progress import null_progress
 from oxen.repo import AsyncRepo
 from oxen.stream_checkout import StreamingCheckout
 from tests.conftest import write
@@ -71,7 +70,7 @@ async def test_files_fill_in_whatever_order_chunks_arrive(
         t.start()
     for t in threads:
         t.join()
-    written = await checkout.finish(repo.objects, repo.db, null_progress("", None, "B"))
+    written = await checkout.finish(repo.objects)
 
     assert {p: (dest / p).read_bytes() for p in files} == files
     assert os.access(dest / "tool.sh", os.X_OK)
@@ -101,7 +100,7 @@ async def test_what_never_arrives_is_written_from_the_store(
     checkout = StreamingCheckout(dest, rows, chunk_ids, lengths)
     # only the first chunk of a.bin arrives; b.txt and the rest of a.bin never do
     checkout.on_chunk(first, (await repo.objects.read_blobs([first]))[first])
-    written = await checkout.finish(repo.objects, repo.db, null_progress("", None, "B"))
+    written = await checkout.finish(repo.objects)
     assert (dest / "a.bin").read_bytes() == big
     assert (dest / "b.txt").read_bytes() == b"local already"
     assert sorted(p for p, _, _ in written) == ["a.bin", "b.txt"]

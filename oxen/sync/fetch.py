@@ -20,12 +20,14 @@ from oxen import chunklists
 from oxen.config import save_toml_model
 from oxen.db import FileRow
 from oxen.errors import NotFound, OxenError, RefError
+from oxen.materialize import remove_files
 from oxen.merge import MergeResult
 from oxen.nodes import CommitNode, DirEntry, DirNode, VNode
 from oxen.objects import ChunkCallback, ObjectStore
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.refs import head_value
 from oxen.repo import CONFIG_NAME, AsyncRepo
+from oxen.status import compute_status
 from oxen.stream_checkout import StreamingCheckout
 from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
 
@@ -232,9 +234,85 @@ async def pull(
     branch = branch or current
     if branch is None:
         raise RefError("HEAD is detached: say which branch to pull")
+    streamed = await _fast_forward_pull(repo, remote, remote_name, branch, jobs, progress)
+    if streamed is not None:
+        return streamed
     fetched = await fetch(repo, remote, remote_name, branch, jobs=jobs, progress=progress)
     merged = await repo.merge(f"refs/remotes/{remote_name}/{branch}", progress)
     return fetched, merged
+
+
+async def _fast_forward_pull(
+    repo: AsyncRepo,
+    remote: Remote,
+    remote_name: str,
+    branch: str,
+    jobs: int,
+    progress: ProgressFactory,
+) -> tuple[FetchResult, MergeResult] | None:
+    """A pull that is a fast-forward of a clean working tree writes the changed files as
+    their chunks arrive, as clone does (to temporary names, renamed once complete).
+    Returns None, having changed nothing but fetched history, when it is not that case:
+    then the ordinary fetch + merge runs and says what is in the way."""
+    refs = await remote.refs()
+    if branch not in refs:
+        raise NotFound(f"the remote has no branch {branch}")
+    tip = refs[branch]
+    received_before = remote.bytes_received
+    head_branch, ours = await repo.head()
+    if ours is None or ours == tip or await repo.db.get_state("MERGE_HEAD") is not None:
+        return None
+    bar = progress("fetching", None, "B")
+    try:
+        commits, nodes = await fetch_history(repo, remote, [tip], jobs, bar)
+        if await repo.merge_base(ours, tip) != ours:
+            return None  # diverged: a real merge
+        if not (await asyncio.to_thread(compute_status, repo.root, "")).clean:
+            return None
+        old_tree = (await repo.read_commit(ours)).tree
+        new_tree = (await repo.read_commit(tip)).tree
+        changes = await repo.trees.diff(old_tree, new_tree)
+        writes = sorted(new for _, new in changes.values() if new is not None)
+        deletes = [p for p, (_, new) in changes.items() if new is None]
+        if _file_becomes_dir(writes, deletes):
+            return None
+        await repo.refuse_overwrites(changes)
+        rows = sorted((await repo.trees.flatten(new_tree)).values())
+        plan = await plan_data(repo, remote, rows, jobs, bar)
+        writer = StreamingCheckout(repo.root, writes, plan.chunk_ids, plan.lengths, False)
+        try:
+            await fetch_chunks(repo, remote, plan, jobs, bar, writer.on_chunk)
+            written = await writer.finish(repo.objects)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+    finally:
+        bar.close()
+    await asyncio.to_thread(remove_files, repo.root, deletes)
+    async with repo.db.transaction():
+        await repo.db.update_head_files(writes, deletes)
+        await repo.db.delete_stats(deletes)
+        await repo.remember_stats(written)
+        await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
+        await repo.move_head(head_branch, ours, tip)
+    fetched = FetchResult(
+        branches={branch: tip},
+        nodes=nodes + plan.nodes_fetched,
+        chunks=len(plan.wanted),
+        bytes_received=remote.bytes_received - received_before,
+    )
+    return fetched, MergeResult("fast-forward", tip)
+
+
+def _file_becomes_dir(writes: list[FileRow], deletes: list[str]) -> bool:
+    """Whether a new file goes below a path that is a file now (it must be deleted first,
+    which the streaming pull does last)."""
+    gone = set(deletes)
+    return any(
+        "/".join(parts[:i]) in gone
+        for parts in (row.path.split("/") for row in writes)
+        for i in range(1, len(parts))
+    )
 
 
 async def clone(
@@ -295,7 +373,7 @@ async def _clone_into(
         result.chunks = len(plan.wanted)
     finally:
         bar.close()
-    written = await writer.finish(repo.objects, repo.db, null_progress("writing", None, "B"))
+    written = await writer.finish(repo.objects)
     async with repo.db.transaction():
         await repo.db.update_head_files(rows, ())
         await repo.remember_stats(written)
