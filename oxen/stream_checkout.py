@@ -62,28 +62,37 @@ class StreamingCheckout:
 
     def on_chunk(self, cid: bytes, data: bytes) -> None:
         """A verified chunk: write it wherever the tree uses it (blocking; any thread)."""
-        if cid in self._delivered:
-            return
-        self._delivered.add(cid)
-        for i, offset in self._targets.get(cid, ()):
-            self._write(i, offset, data)
+        self._write_chunks({cid: data})
 
-    def _write(self, i: int, offset: int, data: bytes) -> None:
+    def _write_chunks(self, blobs: dict[bytes, bytes]) -> None:
+        """Write chunks at their offsets, opening each file once (blocking; any thread)."""
+        pieces: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for cid, data in blobs.items():
+            if cid in self._delivered:
+                continue
+            self._delivered.add(cid)
+            for i, offset in self._targets.get(cid, ()):
+                pieces[i].append((offset, data))
+        for i, parts in pieces.items():
+            self._write(i, parts)
+
+    def _write(self, i: int, parts: list[tuple[int, bytes]]) -> None:
         row = self.rows[i]
         path = self._path(row.path)
         mode = 0o755 if row.mode == EXEC_MODE else 0o644
-        whole = offset == 0 and len(data) == row.size
+        whole = len(parts) == 1 and parts[0][0] == 0 and len(parts[0][1]) == row.size
         fd = os.open(path, FLAGS | (os.O_TRUNC if whole else 0), mode)
         try:
-            view = memoryview(data)
-            written = 0
-            while written < len(view):
-                written += os.pwrite(fd, view[written:], offset + written)
+            for offset, data in parts:
+                view = memoryview(data)
+                written = 0
+                while written < len(view):
+                    written += os.pwrite(fd, view[written:], offset + written)
             if whole:
                 done = True
             else:
                 with self._lock:
-                    self._remaining[i] -= len(data)
+                    self._remaining[i] -= sum(len(data) for _, data in parts)
                     done = self._remaining[i] == 0
             if done:
                 if mode == 0o755:
@@ -141,16 +150,19 @@ class StreamingCheckout:
         """Write the chunks that did not arrive (we had them already: the unchanged parts
         of a changed file, say) from the store, install the files, and return (path,
         stat, id) of every file, for the stat cache."""
-        window: list[bytes] = []
-        size = 0
-        for cid in self._undelivered():
-            window.append(cid)
-            size += self._lengths[cid]
-            if size >= WINDOW_BYTES:
-                await self._deliver(objects, window)
-                window, size = [], 0
-        if window:
-            await self._deliver(objects, window)
+        windows = self._windows()
+        reading = asyncio.ensure_future(objects.read_blobs(windows[0])) if windows else None
+        try:
+            for k in range(len(windows)):
+                assert reading is not None
+                blobs = await reading
+                # read the next window while this one is written
+                nxt = k + 1 < len(windows)
+                reading = asyncio.ensure_future(objects.read_blobs(windows[k + 1])) if nxt else None
+                await asyncio.to_thread(self._write_chunks, blobs)
+        finally:
+            if reading is not None:
+                reading.cancel()
         if not self.in_place:
             await asyncio.to_thread(self._install)
         missing = [row.path for row, st in zip(self.rows, self._stats, strict=True) if st is None]
@@ -162,14 +174,21 @@ class StreamingCheckout:
             if st is not None and row.id is not None
         ]
 
-    def _undelivered(self) -> list[bytes]:
-        """Chunks of unfinished files that never arrived, in file order."""
-        out: dict[bytes, None] = {}
+    def _windows(self) -> list[list[bytes]]:
+        """Chunks of unfinished files that never arrived, in file order, in windows of
+        ~WINDOW_BYTES."""
+        wanted: dict[bytes, None] = {}
         for i, row in enumerate(self.rows):
             if self._stats[i] is None and row.id is not None:
-                out.update((c, None) for c in self._chunk_ids[row.id] if c not in self._delivered)
-        return list(out)
-
-    async def _deliver(self, objects: ObjectStore, ids: list[bytes]) -> None:
-        blobs = await objects.read_blobs(ids)
-        await asyncio.to_thread(lambda: [self.on_chunk(c, blobs[c]) for c in ids])
+                wanted.update(
+                    (c, None) for c in self._chunk_ids[row.id] if c not in self._delivered
+                )
+        windows: list[list[bytes]] = []
+        size = WINDOW_BYTES
+        for cid in wanted:
+            if size >= WINDOW_BYTES:
+                windows.append([])
+                size = 0
+            windows[-1].append(cid)
+            size += self._lengths[cid]
+        return windows
