@@ -40,26 +40,15 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     racy INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS conflicts (
     path TEXT PRIMARY KEY, base BLOB, ours BLOB, theirs BLOB, theirs_path TEXT) WITHOUT ROWID;
--- any change to what status compares with invalidates its snapshot (oxen/status_index.py)
-CREATE TRIGGER IF NOT EXISTS status_index_head_files_insert AFTER INSERT ON head_files
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_head_files_update AFTER UPDATE ON head_files
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_head_files_delete AFTER DELETE ON head_files
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_staged_insert AFTER INSERT ON staged
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_staged_update AFTER UPDATE ON staged
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_staged_delete AFTER DELETE ON staged
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_stat_cache_insert AFTER INSERT ON stat_cache
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_stat_cache_update AFTER UPDATE ON stat_cache
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
-CREATE TRIGGER IF NOT EXISTS status_index_stat_cache_delete AFTER DELETE ON stat_cache
-    BEGIN DELETE FROM state WHERE key = 'status_index'; END;
 """
+
+# Any change to what status compares with invalidates its snapshot (oxen/status_index.py).
+SCHEMA += "\n".join(
+    f"CREATE TRIGGER IF NOT EXISTS status_index_{table}_{event.lower()} AFTER {event} ON {table}"
+    " BEGIN DELETE FROM state WHERE key = 'status_index'; END;"
+    for table in ("head_files", "staged", "stat_cache")
+    for event in ("INSERT", "UPDATE", "DELETE")
+)
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
