@@ -33,7 +33,9 @@ MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
 MAX_RANGE = 16 * 1024 * 1024
 READ_CONCURRENCY = 8
 
-ChunkCallback = Callable[[bytes, bytes], None]
+# receives verified data chunks (id -> bytes), a few MiB at a time, in a worker thread
+ChunksCallback = Callable[[dict[bytes, bytes]], None]
+CALLBACK_BATCH = 16 * 1024 * 1024
 
 
 class ObjectStore:
@@ -116,13 +118,13 @@ class ObjectStore:
         return out
 
     async def add_verified_pack(
-        self, path: Path, max_size: int, on_chunk: ChunkCallback | None = None
+        self, path: Path, max_size: int, on_chunks: ChunksCallback | None = None
     ) -> SealedPack:
         """Verify a pack file received from a peer and keep it (consumes the file).
 
-        ``on_chunk(id, bytes)`` sees each data chunk as soon as it is verified, in a worker
-        thread (clone writes files from it)."""
-        pack = await asyncio.to_thread(verify_pack_file, path, max_size, on_chunk)
+        ``on_chunks({id: bytes})`` sees the data chunks as soon as they are verified, a
+        batch of up to ~16 MiB at a time, in a worker thread (clone writes files from it)."""
+        pack = await asyncio.to_thread(verify_pack_file, path, max_size, on_chunks)
         await self.store.put_file(pack_key(pack.id), path, move=True)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         await self.db.add_pack(pack.id, pack.size, pack.entries)
@@ -170,7 +172,7 @@ class ObjectStore:
 
 
 def verify_pack_file(
-    path: Path, max_size: int, on_chunk: ChunkCallback | None = None
+    path: Path, max_size: int, on_chunks: ChunksCallback | None = None
 ) -> SealedPack:
     """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
 
@@ -193,6 +195,8 @@ def verify_pack_file(
             entries = decode_trailer(trailer, data_size)
             f.seek(0)
             offset = 0
+            verified: dict[bytes, bytes] = {}
+            batched = 0
             for e in sorted(entries, key=lambda e: e.offset):
                 if e.offset != offset:
                     raise CorruptObject("blobs are not contiguous")
@@ -202,10 +206,16 @@ def verify_pack_file(
                     raise CorruptObject(f"object {e.id.hex()} does not match its id")
                 if e.kind == Kind.NODE:
                     decode_node(blob)
-                elif on_chunk is not None:
-                    on_chunk(e.id, blob)
+                elif on_chunks is not None:
+                    verified[e.id] = blob
+                    batched += len(blob)
+                    if batched >= CALLBACK_BATCH:
+                        on_chunks(verified)
+                        verified, batched = {}, 0
             if offset != data_size:
                 raise CorruptObject("pack data and index disagree")
+            if verified and on_chunks is not None:
+                on_chunks(verified)
     except CorruptObject as e:
         raise InvalidInput(f"rejected pack: {e}") from None
     return SealedPack(hash_bytes(trailer), path, entries, size)

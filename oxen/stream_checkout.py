@@ -1,9 +1,10 @@
-"""Writing a tree into an empty working tree while its chunks are still arriving (clone).
+"""Writing a tree's files while their chunks are still arriving (clone, fast-forward pull).
 
-A fetched pack is verified blob by blob; each verified chunk is handed here at once and
-written at every offset where the tree uses it (``pwrite``), so files fill in whatever
-order packs complete, nothing waits in memory for an earlier chunk, and no chunk is read
-back from the packs afterwards. Calls come from several worker threads at once.
+A fetched pack is verified blob by blob; verified chunks are handed here in batches of
+a few MiB and written at every offset where the tree uses them (``pwrite``, one open per
+file per batch), so files fill in whatever order packs complete, nothing waits in
+memory for an earlier chunk, and no chunk is read back from the packs afterwards.
+Calls come from several worker threads at once.
 
 Into a fresh working tree (clone), files are written in place: there is nothing to keep
 safe from a half-written replacement. Over an existing one (a fast-forward pull), each
@@ -62,10 +63,11 @@ class StreamingCheckout:
 
     def on_chunk(self, cid: bytes, data: bytes) -> None:
         """A verified chunk: write it wherever the tree uses it (blocking; any thread)."""
-        self._write_chunks({cid: data})
+        self.write_chunks({cid: data})
 
-    def _write_chunks(self, blobs: dict[bytes, bytes]) -> None:
-        """Write chunks at their offsets, opening each file once (blocking; any thread)."""
+    def write_chunks(self, blobs: dict[bytes, bytes]) -> None:
+        """Verified chunks: write each wherever the tree uses it, opening each file once
+        per batch (blocking; any thread)."""
         pieces: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
         for cid, data in blobs.items():
             if cid in self._delivered:
@@ -159,7 +161,7 @@ class StreamingCheckout:
                 # read the next window while this one is written
                 nxt = k + 1 < len(windows)
                 reading = asyncio.ensure_future(objects.read_blobs(windows[k + 1])) if nxt else None
-                await asyncio.to_thread(self._write_chunks, blobs)
+                await asyncio.to_thread(self.write_chunks, blobs)
         finally:
             if reading is not None:
                 reading.cancel()

@@ -162,12 +162,21 @@ async def test_refresh_keeps_the_snapshot_in_step(
     assert not any(p.endswith("d1/sub0/f4") for p in hash_counter)  # known from the cache
 
 
-async def test_parallel_walk_gives_the_same_answer(
+@pytest.fixture
+async def serial_answer(
     repo: AsyncRepo, workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> status_mod.Status:
+    """A dirty tree's status from one process; from here on, trees of 10 files fork."""
     await make_dirty_tree(repo, workdir)
     serial = compute_status(workdir)
     monkeypatch.setattr(status_mod, "PARALLEL_MIN", 10)
+    return serial
+
+
+async def test_parallel_walk_gives_the_same_answer(
+    serial_answer: status_mod.Status, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = serial_answer
     forks: list[int] = []
     real_fork = os.fork
 
@@ -185,11 +194,9 @@ async def test_parallel_walk_gives_the_same_answer(
 
 
 async def test_parallel_walk_survives_a_failed_helper(
-    repo: AsyncRepo, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    serial_answer: status_mod.Status, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await make_dirty_tree(repo, workdir)
-    serial = compute_status(workdir)
-    monkeypatch.setattr(status_mod, "PARALLEL_MIN", 10)
+    serial = serial_answer
 
     def broken(names: list, rows: dict) -> bytes:
         raise RuntimeError("helper died")

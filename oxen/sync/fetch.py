@@ -23,13 +23,14 @@ from oxen.errors import NotFound, OxenError, RefError
 from oxen.materialize import remove_files
 from oxen.merge import MergeResult
 from oxen.nodes import CommitNode, DirEntry, DirNode, VNode
-from oxen.objects import ChunkCallback, ObjectStore
+from oxen.objects import ChunksCallback, ObjectStore
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.refs import head_value
 from oxen.repo import CONFIG_NAME, AsyncRepo
 from oxen.status import compute_status
 from oxen.stream_checkout import StreamingCheckout
 from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
+from oxen.worktree import FileStat
 
 MAX_FETCH_PACK = 512 * 1024 * 1024
 
@@ -49,7 +50,7 @@ async def _fetch_ids(
     sizes: dict[bytes, int],
     jobs: int,
     bar: Progress,
-    on_chunk: ChunkCallback | None = None,
+    on_chunks: ChunksCallback | None = None,
 ) -> None:
     """Fetch objects as packs of ~PACK_TARGET bytes, ``jobs`` requests at a time, in the
     order given."""
@@ -72,7 +73,7 @@ async def _fetch_ids(
             path = tmp / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
             try:
                 await remote.fetch_pack(group, path)
-                pack = await objects.add_verified_pack(path, MAX_FETCH_PACK, on_chunk)
+                pack = await objects.add_verified_pack(path, MAX_FETCH_PACK, on_chunks)
                 got = {e.id for e in pack.entries}
                 if not set(group) <= got:
                     raise OxenError("the remote sent a pack without some objects we asked for")
@@ -168,10 +169,10 @@ async def fetch_chunks(
     plan: DataPlan,
     jobs: int,
     bar: Progress,
-    on_chunk: ChunkCallback | None = None,
+    on_chunks: ChunksCallback | None = None,
 ) -> None:
     bar.reset(total=sum(plan.lengths[c] for c in plan.wanted))  # now the size is known
-    await _fetch_ids(repo.objects, remote, plan.wanted, plan.lengths, jobs, bar, on_chunk)
+    await _fetch_ids(repo.objects, remote, plan.wanted, plan.lengths, jobs, bar, on_chunks)
     await repo.db.add_chunk_maps(plan.lists)
 
 
@@ -278,14 +279,7 @@ async def _fast_forward_pull(
             return None
         await repo.refuse_overwrites(changes)
         rows = sorted((await repo.trees.flatten(new_tree)).values())
-        plan = await plan_data(repo, remote, rows, jobs, bar)
-        writer = StreamingCheckout(repo.root, writes, plan.chunk_ids, plan.lengths, False)
-        try:
-            await fetch_chunks(repo, remote, plan, jobs, bar, writer.on_chunk)
-            written = await writer.finish(repo.objects)
-        except BaseException:
-            await asyncio.to_thread(writer.abort)
-            raise
+        plan, written = await _fetch_and_write(repo, remote, rows, writes, False, jobs, bar)
     finally:
         bar.close()
     await asyncio.to_thread(remove_files, repo.root, deletes)
@@ -302,6 +296,27 @@ async def _fast_forward_pull(
         bytes_received=remote.bytes_received - received_before,
     )
     return fetched, MergeResult("fast-forward", tip)
+
+
+async def _fetch_and_write(
+    repo: AsyncRepo,
+    remote: Remote,
+    rows: list[FileRow],
+    writes: list[FileRow],
+    in_place: bool,
+    jobs: int,
+    bar: Progress,
+) -> tuple[DataPlan, list[tuple[str, FileStat, bytes]]]:
+    """Fetch the data ``rows`` lack, writing the files ``writes`` as their chunks arrive
+    (see ``stream_checkout``); returns the plan and (path, stat, id) of each file written."""
+    plan = await plan_data(repo, remote, rows, jobs, bar)
+    writer = StreamingCheckout(repo.root, writes, plan.chunk_ids, plan.lengths, in_place)
+    try:
+        await fetch_chunks(repo, remote, plan, jobs, bar, writer.write_chunks)
+        return plan, await writer.finish(repo.objects)
+    except BaseException:
+        await asyncio.to_thread(writer.abort)
+        raise
 
 
 def _file_becomes_dir(writes: list[FileRow], deletes: list[str]) -> bool:
@@ -366,14 +381,11 @@ async def _clone_into(
         tree = (await repo.read_commit(tip)).tree
         rows = sorted((await repo.trees.flatten(tree)).values())
         others = await commit_rows(repo, sorted(commits)) if all_data else []
-        plan = await plan_data(repo, remote, rows + others, jobs, bar)
-        writer = StreamingCheckout(repo.root, rows, plan.chunk_ids, plan.lengths)
-        await fetch_chunks(repo, remote, plan, jobs, bar, writer.on_chunk)
+        plan, written = await _fetch_and_write(repo, remote, rows + others, rows, True, jobs, bar)
         result.nodes += plan.nodes_fetched
         result.chunks = len(plan.wanted)
     finally:
         bar.close()
-    written = await writer.finish(repo.objects)
     async with repo.db.transaction():
         await repo.db.update_head_files(rows, ())
         await repo.remember_stats(written)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import oxen.objects as objects_mod
 from oxen.errors import InvalidInput
 from oxen.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
 from oxen.repo import AsyncRepo
@@ -110,9 +111,12 @@ async def test_fast_forward_pull_streams_the_changes(source_and_clone) -> None:
 
 
 @pytest.mark.parametrize("how", ["dropped", "bad chunk"])
-async def test_interrupted_pull_leaves_the_tree_as_it_was(source_and_clone, how: str) -> None:
+async def test_interrupted_pull_leaves_the_tree_as_it_was(
+    source_and_clone, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Dropped after the history came; or a data pack whose last chunk is bad, so the
-    chunks before it were already written to temporary files."""
+    chunks before it were already written to temporary files (one chunk per batch)."""
+    monkeypatch.setattr(objects_mod, "CALLBACK_BATCH", 1)
     src, dst = source_and_clone
     before = tree_of(dst.root)
     head_before = await dst.head()
