@@ -177,9 +177,11 @@ class Ingestor:
                 if block is None:
                     break
                 pending = asyncio.ensure_future(asyncio.to_thread(stream.next_block))
-                missing = await self.objects.db.missing(
-                    {c.id for c in block.chunks} - self.sink.seen
-                )
+                wanted = {c.id for c in block.chunks} - self.sink.seen
+                if self._store_has_objects:
+                    missing = await self.objects.db.missing(wanted)
+                else:
+                    missing = wanted
                 blobs: list[tuple[bytes, Kind, bytes | memoryview]] = [
                     (c.id, Kind.CHUNK, block.data[c.offset : c.offset + c.length])
                     for c in block.chunks

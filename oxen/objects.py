@@ -246,7 +246,7 @@ class PackSink:
         if not fresh:
             return
         if self._writer is None:
-            self._writer = PackWriter(self.objects.tmp_dir)
+            self._writer = PackWriter(self.objects.tmp_dir, direct=True)
         writer = self._writer
         await asyncio.to_thread(writer.add_many, fresh)
         self.bytes_written += sum(len(d) for _, _, d in fresh)

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oxen.chunking import Chunker
 from oxen.config import RepoConfig, load_toml_model, load_user_config, save_toml_model
 from oxen.db import FileRow, RepoDB, StatRow
 from oxen.errors import (
@@ -27,7 +26,6 @@ from oxen.errors import (
 )
 from oxen.faults import crash_point
 from oxen.ids import hash_file, is_hex_prefix
-from oxen.ingest import Ingestor
 from oxen.inspect import InspectOps
 from oxen.materialize import Materializer, remove_files
 from oxen.merge import MergeOps
@@ -287,6 +285,10 @@ class AsyncRepo(MergeOps, InspectOps):
                         unstage.append(path)
                     continue
             to_ingest.append((path, st))
+
+        # imported here: the chunker (pyfastcdc) costs every other command 10 ms to load
+        from oxen.chunking import Chunker
+        from oxen.ingest import Ingestor
 
         total = sum(st.size for _, st in to_ingest)
         bar = progress("hashing", total, "B")

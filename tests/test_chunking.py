@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from oxen.chunking import Chunker
+from oxen.chunking import Chunker, FileStream
 from oxen.config import ChunkingConfig
 from oxen.ids import hash_bytes
 
@@ -23,7 +23,7 @@ def _stream_chunks(chunker: Chunker, path: str, block: int) -> list[tuple[bytes,
     return out
 
 
-@pytest.mark.parametrize("block", [256 * 1024, 1 << 20, 3 << 20 | 12345])
+@pytest.mark.parametrize("block", [300 * 1024, 1 << 20, 3 << 20 | 12345])
 def test_streaming_equals_whole_buffer(chunker: Chunker, tmp_path, block: int) -> None:
     data = random.Random(7).randbytes(9 * 1024 * 1024 + 333)
     path = tmp_path / "f"
@@ -69,3 +69,51 @@ def test_insert_in_the_middle_keeps_most_chunks(chunker: Chunker) -> None:
     after = [c.id for c in chunker.cut(edited)]
     new = [c for c in after if c not in before]
     assert len(new) <= 3
+
+
+def _segment_starts(monkeypatch) -> list[int]:
+    starts: list[int] = []
+    submit = FileStream._submit
+
+    def recording(self, start, own_end, buf=None):
+        starts.append(start)
+        return submit(self, start, own_end, buf)
+
+    monkeypatch.setattr(FileStream, "_submit", recording)
+    return starts
+
+
+@pytest.mark.parametrize("extra", [0, 1, 4095, 300 * 1024 - 1])
+def test_parallel_segments_equal_whole_buffer_at_every_edge(chunker, tmp_path, extra) -> None:
+    segment = 300 * 1024
+    data = random.Random(extra).randbytes(7 * segment + extra)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    whole = [(c.id, c.length) for c in chunker.cut(data)]
+    assert _stream_chunks(chunker, str(path), segment) == whole
+
+
+def test_segments_that_never_meet_are_cut_again(chunker, tmp_path, monkeypatch) -> None:
+    """Zeros are cut every max_size bytes from wherever a chunk starts, so a segment
+    starting off that grid never meets the true cuts: it must be cut again from them."""
+    rng = random.Random(5)
+    data = rng.randbytes(300_007) + bytes(3 * 1024 * 1024) + rng.randbytes(500_000)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    starts = _segment_starts(monkeypatch)
+    segment = 512 * 1024
+    whole = [(c.id, c.length) for c in chunker.cut(data)]
+    assert _stream_chunks(chunker, str(path), segment) == whole
+    assert any(s % segment for s in starts)  # some segment was cut again off the grid
+
+
+def test_stream_file_id_and_size(chunker, tmp_path) -> None:
+    data = random.Random(9).randbytes(5 * 1024 * 1024 + 17)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    stream = chunker.open_stream(str(path), 1 << 20)
+    blocks = []
+    while (b := stream.next_block()) is not None:
+        blocks.append(bytes(b.data))
+    assert b"".join(blocks) == data
+    assert stream.file_id == hash_bytes(data) and stream.size == len(data)

@@ -1,5 +1,11 @@
+import errno
+import fcntl
+import os
+import random
+
 import pytest
 
+from oxen import packs
 from oxen.errors import CorruptObject
 from oxen.ids import hash_bytes
 from oxen.packs import FOOTER_LEN, Kind, PackWriter, decode_footer, decode_trailer
@@ -31,3 +37,45 @@ def test_bad_footer_and_trailer_are_rejected() -> None:
         decode_trailer(b"\xc1garbage")
     with pytest.raises(CorruptObject):
         decode_trailer(b"\x92\x01\x91\x94\xc4\x10" + b"a" * 16 + b"\x00\x00\x10", data_size=4)
+
+
+def _read_back(sealed) -> list[bytes]:
+    raw = sealed.path.read_bytes()
+    assert len(raw) == sealed.size
+    return [raw[e.offset : e.offset + e.length] for e in sealed.entries]
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_pack_larger_than_the_staging_buffer(tmp_path, direct) -> None:
+    rng = random.Random(1)
+    blobs = [rng.randbytes(rng.randrange(1, 200_000)) for _ in range(120)]
+    blobs.append(rng.randbytes(packs.STAGE_SIZE + 12_345))  # one blob spanning two stages
+    writer = PackWriter(tmp_path, direct=direct)
+    writer.add_many([(hash_bytes(b), Kind.CHUNK, memoryview(b)) for b in blobs])
+    sealed = writer.finish()
+    assert _read_back(sealed) == blobs
+
+
+def test_direct_writes_fall_back_when_the_filesystem_refuses(tmp_path, monkeypatch) -> None:
+    real_write = os.write
+    refused = []
+
+    def write(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    blobs = [os.urandom(packs.STAGE_SIZE // 3) for _ in range(5)]
+    writer = PackWriter(tmp_path, direct=True)
+    writer.add_many([(hash_bytes(b), Kind.CHUNK, b) for b in blobs])
+    sealed = writer.finish()
+    assert _read_back(sealed) == blobs
+
+
+def test_abort_removes_the_file(tmp_path) -> None:
+    writer = PackWriter(tmp_path, direct=True)
+    writer.add(hash_bytes(b"x"), Kind.CHUNK, b"x" * 10_000_000)
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
