@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import marshal
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from stat import S_ISREG
 
 from oxen.ids import hash_file
+from oxen.listings import Listings
 from oxen.schema import connect_sync
 from oxen.status_index import load_index, save_stats
-from oxen.worktree import OXEN_DIR, fs_clock, is_under, iter_file_names, iter_files, lstat_each
+from oxen.worktree import OXEN_DIR, fs_clock, is_under, iter_file_names
 
 PARALLEL_MIN = 5000  # files; below this a second process costs more than it saves
 
@@ -68,11 +70,12 @@ class Status:
         return out
 
 
-def compute_status(root, prefix: str = "", parallel: bool = False) -> Status:
+def compute_status(root, prefix: str = "", parallel: bool = False, current: bool = True) -> Status:
     """Status of the files at or below ``prefix`` ('' for the whole tree).
 
     ``parallel``: lstat large trees in two processes (fork). Only for a process with no
-    other threads, i.e. the ``oxen status`` command itself.
+    other threads, i.e. the ``oxen status`` command itself. ``current``: fill
+    ``Status.current`` for every tracked file (else only for those re-hashed).
     """
     root = os.fspath(root)
     oxen_dir = os.path.join(root, OXEN_DIR)
@@ -91,10 +94,16 @@ def compute_status(root, prefix: str = "", parallel: bool = False) -> Status:
         status.staged_added = [p for p in index.added if is_under(p, prefix)]
         status.staged_modified = [p for p in index.modified if is_under(p, prefix)]
         status.staged_removed = [p for p in index.removed if is_under(p, prefix)]
-        found = _walk(root, prefix, rows, parallel and hasattr(os, "fork"))
+        listings = Listings(oxen_dir, clock)
+        names = list(iter_file_names(root, prefix, listings))
+        listings.save()
+        found = _walk(names, rows, current, parallel and hasattr(os, "fork"))
         status.untracked = found.untracked
         status.modified = found.modified
         status.current = found.current
+        if found.seen < len(rows):  # some tracked files are not in the working tree
+            present = {name for name, _ in names}.difference(found.gone)
+            status.removed = [p for p in rows if p not in present]
 
         refreshed: list[tuple] = []
         for path, size, mtime_ns, ctime_ns, ino in found.changed:
@@ -107,9 +116,6 @@ def compute_status(root, prefix: str = "", parallel: bool = False) -> Status:
             status.current[path] = (oid, size)
             if oid != rows[path][1]:
                 status.modified.append(path)
-        if found.seen < len(rows):
-            vanished = set(status.removed)
-            status.removed.extend(p for p in rows if p not in status.current and p not in vanished)
         if refreshed:
             save_stats(conn, oxen_dir, index, refreshed)
         for name in LISTS:
@@ -121,37 +127,52 @@ def compute_status(root, prefix: str = "", parallel: bool = False) -> Status:
 
 class _Found:
     """What one pass over (part of) the working tree found. ``changed``: tracked files
-    whose stat differs from the cache, with that stat, to be hashed."""
+    whose stat differs from the cache, with that stat, to be hashed; ``gone``: listed
+    names that vanished or stopped being regular files before their lstat."""
 
     def __init__(self) -> None:
         self.untracked: list[str] = []
         self.modified: list[str] = []
         self.changed: list[tuple] = []
         self.current: dict[str, tuple[bytes, int]] = {}
+        self.gone: list[str] = []
         self.seen = 0
 
-    def compare(self, files: Iterable[tuple[str, os.stat_result]], rows: dict[str, tuple]) -> None:
-        """The hot loop: for a clean file, one dict lookup and one tuple compare."""
-        untracked, modified, changed, current = (
-            self.untracked,
-            self.modified,
-            self.changed,
-            self.current,
-        )
+    def compare(self, names: list[tuple[str, str]], rows: dict[str, tuple], current: bool) -> None:
+        """The hot loop: for a clean file, one lstat, one dict lookup, one tuple compare.
+
+        A file whose lstat equals its cached one is the regular file that was hashed, so
+        the file type is checked only for the others."""
+        lstat, is_reg = os.lstat, S_ISREG
+        untracked, modified, changed, gone = self.untracked, self.modified, self.changed, self.gone
+        keep = self.current if current else None
         get = rows.get
         seen = 0
-        for name, st in files:
-            row = get(name)
-            if row is None:
-                untracked.append(name)
+        for name, path in names:
+            try:
+                st = lstat(path)
+            except FileNotFoundError:
+                gone.append(name)
                 continue
-            seen += 1
+            row = get(name)
             # row[3:7] is the cached (size, mtime, ctime, inode); row[7] its id; row[8] racy
-            if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == row[3:7] and not row[8]:
-                current[name] = (row[7], st.st_size)
+            if row is not None and (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+            ) == row[3:7] and not row[8]:
+                seen += 1
+                if keep is not None:
+                    keep[name] = (row[7], st.st_size)
                 if row[7] != row[1]:
                     modified.append(name)
+            elif not is_reg(st.st_mode):
+                gone.append(name)
+            elif row is None:
+                untracked.append(name)
             else:
+                seen += 1
                 changed.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
         self.seen += seen
 
@@ -160,33 +181,34 @@ class _Found:
         self.modified += other.modified
         self.changed += other.changed
         self.current.update(other.current)
+        self.gone += other.gone
         self.seen += other.seen
 
 
-def _walk(root: str, prefix: str, rows: dict[str, tuple], parallel: bool) -> _Found:
+def _walk(
+    names: list[tuple[str, str]], rows: dict[str, tuple], current: bool, parallel: bool
+) -> _Found:
     found = _Found()
-    if not parallel:
-        found.compare(iter_files(root, prefix), rows)
-        return found
-    names = list(iter_file_names(root, prefix))
-    if len(names) < PARALLEL_MIN:
-        found.compare(lstat_each(names), rows)
+    if not parallel or len(names) < PARALLEL_MIN:
+        found.compare(names, rows, current)
         return found
     half = len(names) // 2
-    child = _forked(lambda: _compare_part(names[half:], rows))
-    found.compare(lstat_each(names[:half]), rows)
+    child = _forked(lambda: _compare_part(names[half:], rows, current))
+    found.compare(names[:half], rows, current)
     other = child()
     if other is None:  # the helper process failed: do its half here
-        found.compare(lstat_each(names[half:]), rows)
+        found.compare(names[half:], rows, current)
     else:
         found.merge(other)
     return found
 
 
-def _compare_part(names: list[tuple[str, str]], rows: dict[str, tuple]) -> bytes:
+def _compare_part(names: list[tuple[str, str]], rows: dict[str, tuple], current: bool) -> bytes:
     part = _Found()
-    part.compare(lstat_each(names), rows)
-    return marshal.dumps((part.untracked, part.modified, part.changed, part.current, part.seen))
+    part.compare(names, rows, current)
+    return marshal.dumps(
+        (part.untracked, part.modified, part.changed, part.current, part.gone, part.seen)
+    )
 
 
 def _forked(work: Callable[[], bytes]) -> Callable[[], _Found | None]:
@@ -225,9 +247,14 @@ def _forked(work: Callable[[], bytes]) -> Callable[[], _Found | None]:
         if code != 0:
             return None
         found = _Found()
-        (found.untracked, found.modified, found.changed, found.current, found.seen) = marshal.loads(
-            b"".join(chunks)
-        )
+        (
+            found.untracked,
+            found.modified,
+            found.changed,
+            found.current,
+            found.gone,
+            found.seen,
+        ) = marshal.loads(b"".join(chunks))
         return found
 
     return wait

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from oxen.errors import NotARepository, PathError
+from oxen.listings import Listings
 
 OXEN_DIR = ".oxen"
 
@@ -67,16 +68,21 @@ def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
     }
 
 
-def iter_files(root: str | Path, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
+def iter_files(
+    root: str | Path, prefix: str = "", listings: Listings | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
     """(repository path, lstat) of every regular file at or below ``prefix``."""
-    return lstat_each(iter_file_names(root, prefix))
+    return lstat_each(iter_file_names(root, prefix, listings))
 
 
-def iter_file_names(root: str | Path, prefix: str = "") -> Iterator[tuple[str, str]]:
+def iter_file_names(
+    root: str | Path, prefix: str = "", listings: Listings | None = None
+) -> Iterator[tuple[str, str]]:
     """(repository path, filesystem path) of every regular file at or below ``prefix``.
 
     Depth-first and iterative; no system call per file (DirEntry knows the type), so
     the caller decides where the lstat calls run: this is the hot loop of ``status``.
+    With ``listings``, unchanged directories are not read again (see oxen.listings).
     """
     start = os.path.join(root, prefix) if prefix else os.fspath(root)
     try:
@@ -91,20 +97,38 @@ def iter_file_names(root: str | Path, prefix: str = "") -> Iterator[tuple[str, s
     stack = [(start, prefix + "/" if prefix else "")]
     while stack:
         path, rel = stack.pop()
-        try:
-            entries = os.scandir(path)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if rel or entry.name != OXEN_DIR:
-                            stack.append((entry.path, f"{rel}{entry.name}/"))
-                    elif entry.is_file(follow_symlinks=False):
-                        yield rel + entry.name, entry.path
-                except FileNotFoundError:
-                    continue
+        cached = listings.get(path, rel) if listings is not None else None
+        if cached is not None:
+            files, dirs = cached
+        else:
+            files, dirs = _read_dir(path, rel)
+            if listings is not None:
+                listings.put(rel, files, dirs)
+        for name in dirs:
+            stack.append((f"{path}/{name}", f"{rel}{name}/"))
+        for name in files:
+            yield rel + name, f"{path}/{name}"
+
+
+def _read_dir(path: str, rel: str) -> tuple[list[str], list[str]]:
+    """The names of the regular files and of the subdirectories (not .oxen) in ``path``."""
+    files: list[str] = []
+    dirs: list[str] = []
+    try:
+        entries = os.scandir(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return files, dirs
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if rel or entry.name != OXEN_DIR:
+                        dirs.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(entry.name)
+            except FileNotFoundError:
+                continue
+    return files, dirs
 
 
 def lstat_each(names: Iterable[tuple[str, str]]) -> Iterator[tuple[str, os.stat_result]]:

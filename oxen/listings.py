@@ -1,0 +1,72 @@
+"""Directory listings remembered between ``status`` runs (git's "untracked cache").
+
+A directory's mtime changes whenever an entry is created, removed or renamed in it, so a
+listing read earlier is still exact while the directory's mtime and inode are unchanged:
+an unchanged tree is then walked with one lstat per directory and no directory reads.
+A listing is kept only if the directory's mtime is strictly older than the filesystem
+clock read before it was listed, so a change in the same timestamp tick is never missed.
+The file (``.oxen/status-dirs``, marshal) is a cache: unreadable means empty.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+CACHE_NAME = "status-dirs"
+FORMAT = 1
+
+
+class Listings:
+    def __init__(self, oxen_dir: str, clock: int) -> None:
+        self.path = os.path.join(oxen_dir, CACHE_NAME)
+        self.clock = clock
+        self.old = _load(self.path)
+        self.new: dict[str, tuple] = {}
+        self.reread = 0  # directories whose listing had to be read
+
+    def get(self, path: str, rel: str) -> tuple[list[str], list[str]] | None:
+        """The cached (files, subdirectories) of ``path`` if it is unchanged, else None."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        key = (st.st_mtime_ns, st.st_ino)
+        entry = self.old.get(rel)
+        if entry is not None and entry[0] == key:
+            self.new[rel] = entry
+            return entry[1], entry[2]
+        self.reread += 1
+        if st.st_mtime_ns < self.clock:
+            self.new[rel] = (key, None, None)  # filled in by put()
+        return None
+
+    def put(self, rel: str, files: list[str], dirs: list[str]) -> None:
+        entry = self.new.get(rel)
+        if entry is not None and entry[1] is None:
+            self.new[rel] = (entry[0], files, dirs)
+
+    def save(self) -> None:
+        """Write the listings back if any was re-read or a directory is gone."""
+        if not self.reread and len(self.new) == len(self.old):
+            return
+        kept = {rel: e for rel, e in self.new.items() if e[1] is not None}
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(marshal.dumps((FORMAT, kept)))
+            os.replace(tmp, self.path)
+        except OSError:  # a cache: failing to write it only costs the next run time
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _load(path: str) -> dict[str, tuple]:
+    try:
+        with open(path, "rb") as f:
+            version, entries = marshal.loads(f.read())
+    except Exception:  # missing, torn or foreign: start afresh
+        return {}
+    return entries if version == FORMAT and isinstance(entries, dict) else {}

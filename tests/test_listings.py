@@ -1,0 +1,105 @@
+"""Remembered directory listings: an unchanged directory is not read again, and any
+change to a directory's entries (or one in the same timestamp tick) is still seen."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from oxen.listings import CACHE_NAME, Listings
+from oxen.repo import AsyncRepo
+from oxen.status import compute_status
+from oxen.worktree import fs_clock, iter_file_names
+from tests.conftest import write
+
+
+def _walk(root: Path, clock: int) -> tuple[set[str], Listings]:
+    oxen_dir = root / ".oxen"
+    oxen_dir.mkdir(exist_ok=True)
+    listings = Listings(str(oxen_dir), clock)
+    names = {rel for rel, _ in iter_file_names(root, "", listings)}
+    listings.save()
+    return names, listings
+
+
+def _clock(root: Path) -> int:
+    (root / ".oxen").mkdir(exist_ok=True)
+    return fs_clock(root / ".oxen")
+
+
+def _age(path: Path, seconds: int = 10) -> None:
+    """Move a directory's mtime into the past, as if it had not changed for a while."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def test_unchanged_directories_are_not_read_again(tmp_path: Path) -> None:
+    (tmp_path / ".oxen").mkdir()
+    for i in range(5):
+        write(tmp_path, f"a/b/f{i}", "x")
+    for d in (tmp_path, tmp_path / "a", tmp_path / "a/b"):
+        _age(d)
+    first, listings = _walk(tmp_path, _clock(tmp_path))
+    assert listings.reread == 3  # root, a, a/b
+    again, listings = _walk(tmp_path, _clock(tmp_path))
+    assert again == first == {f"a/b/f{i}" for i in range(5)}
+    assert listings.reread == 0
+
+
+def test_new_removed_and_renamed_entries_are_seen(tmp_path: Path) -> None:
+    (tmp_path / ".oxen").mkdir()
+    write(tmp_path, "a/keep", "x")
+    write(tmp_path, "a/old", "x")
+    for d in (tmp_path, tmp_path / "a"):
+        _age(d)
+    _walk(tmp_path, _clock(tmp_path))
+    (tmp_path / "a/old").rename(tmp_path / "a/new")
+    write(tmp_path, "a/sub/deep", "x")
+    names, listings = _walk(tmp_path, _clock(tmp_path))
+    assert names == {"a/keep", "a/new", "a/sub/deep"}
+    assert listings.reread == 2  # a (changed) and a/sub (new); the root was unchanged
+
+
+def test_a_directory_changed_in_the_clock_tick_is_not_trusted(tmp_path: Path) -> None:
+    """A listing is kept only if the directory's mtime is older than the clock read
+    before it was listed: a later change in the same tick would leave the mtime equal."""
+    (tmp_path / ".oxen").mkdir()
+    write(tmp_path, "a/f", "x")
+    mtime = (tmp_path / "a").stat().st_mtime_ns
+    _, listings = _walk(tmp_path, clock=mtime)  # the clock has not moved past a's mtime
+    assert "a/" not in listings.new or listings.new["a/"][1] is None
+    write(tmp_path, "a/g", "x")
+    os.utime(tmp_path / "a", ns=(mtime, mtime))  # same tick: the mtime did not change
+    names, _ = _walk(tmp_path, clock=mtime + 1)
+    assert names == {"a/f", "a/g"}
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x00\x01garbage", b"\xe3" * 10])
+def test_an_unreadable_cache_is_ignored(tmp_path: Path, garbage: bytes) -> None:
+    write(tmp_path, "a/f", "x")
+    (tmp_path / ".oxen").mkdir()
+    (tmp_path / ".oxen" / CACHE_NAME).write_bytes(garbage)
+    names, _ = _walk(tmp_path, _clock(tmp_path))
+    assert names == {"a/f"}
+
+
+async def test_status_with_remembered_listings(repo: AsyncRepo, workdir: Path) -> None:
+    for i in range(30):
+        write(workdir, f"d{i % 3}/f{i}", f"file {i}")
+    await repo.add(["."])
+    await repo.commit("base")
+    for d in (workdir, workdir / "d0", workdir / "d1", workdir / "d2"):
+        _age(d)
+    assert compute_status(workdir).clean
+    assert (workdir / ".oxen" / CACHE_NAME).exists()
+    (workdir / "d1" / "f1").unlink()
+    write(workdir, "d2/extra", "new")
+    write(workdir, "d3/more", "new")
+    for current in (True, False):
+        st = compute_status(workdir, current=current)
+        assert st.removed == ["d1/f1"]
+        assert st.untracked == ["d2/extra", "d3/more"]
+        assert not st.modified
+        assert len(st.current) == (29 if current else 0)
