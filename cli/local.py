@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 
 from oxen.cli.output import summarize
 from oxen.status import compute_status
@@ -11,9 +10,6 @@ from oxen.worktree import find_root, to_repo_path
 
 
 def status(args: argparse.Namespace) -> int:
-    # A short-lived process that builds tens of thousands of tuples and frees none: the
-    # cyclic collector would only rescan them (~5-10 ms on 20k files).
-    gc.disable()
     root = find_root()
     prefix = to_repo_path(root, args.path) if args.path else ""
     st = compute_status(root, prefix, parallel=True, current=False)

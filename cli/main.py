@@ -7,12 +7,18 @@ does not pay for asyncio or the storage stack (``cli/local.py`` stays light).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
 
 from oxen import __version__
 from oxen.errors import OxenError
+
+# Local commands that build tens of thousands of objects per run and free few of them: the
+# cyclic collector would only rescan them over and over (20k files: `add` 20% slower with
+# it). They end with the process, and their data holds no cycles worth collecting.
+WITHOUT_CYCLIC_GC = {"status", "add", "commit", "rm", "restore"}
 
 # command -> "module:function"
 HANDLERS = {
@@ -144,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     module, _, func = HANDLERS[args.command].partition(":")
+    if args.command in WITHOUT_CYCLIC_GC:
+        gc.disable()
     debug = bool(os.environ.get("OXEN_DEBUG"))
     try:
         handler = getattr(importlib.import_module(module), func)

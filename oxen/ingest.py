@@ -26,7 +26,9 @@ from oxen.worktree import FileStat
 LARGE_FILE = 16 * 1024 * 1024
 BATCH_FILES = 512
 BATCH_BYTES = 32 * 1024 * 1024
-READERS = 2  # batches read ahead, each on its own thread
+# Batches read ahead on one thread: the work per small file is mostly Python, so a second
+# reader thread only adds GIL hand-offs (measured: 20k files added 10% slower with two).
+READERS = 1
 
 
 @dataclass(slots=True)

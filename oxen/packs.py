@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import NamedTuple
 
 import msgpack
 
@@ -40,8 +41,10 @@ class Kind(IntEnum):
     NODE = 1
 
 
-@dataclass(frozen=True, slots=True)
-class PackEntry:
+class PackEntry(NamedTuple):
+    """One blob of a pack (a named tuple: packs of small files hold tens of thousands,
+    and a frozen dataclass costs several times as much to build)."""
+
     id: bytes
     kind: Kind
     offset: int
@@ -90,8 +93,17 @@ class PackWriter:
         self.size += len(data)
 
     def add_many(self, blobs: list[tuple[bytes, Kind, bytes | memoryview]]) -> None:
+        entries, offset = self.entries, self.size
         for oid, kind, data in blobs:
-            self.add(oid, kind, data)
+            entries.append(PackEntry(oid, kind, offset, len(data)))
+            offset += len(data)
+        if offset - self.size < SMALL_BLOBS * len(blobs):
+            # many small blobs (small files): one join costs less than a copy per blob
+            self._append(b"".join(data for _, _, data in blobs))
+        else:
+            for _, _, data in blobs:
+                self._append(data)
+        self.size = offset
 
     def _append(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -173,6 +185,7 @@ class PackWriter:
 
 
 STAGE_SIZE = 8 * 1024 * 1024
+SMALL_BLOBS = 32 * 1024  # average blob size below which add_many joins before copying
 ALIGN = 4096  # O_DIRECT wants buffers, lengths and offsets aligned to the block size
 WRITES_QUEUED = 3  # full stages waiting for the disk while the next one fills
 KEPT_STAGES = WRITES_QUEUED + 1
