@@ -6,11 +6,11 @@ import argparse
 
 from oxen.cli.output import summarize
 from oxen.status import compute_status
-from oxen.worktree import find_root, to_repo_path
+from oxen.worktree import find_root_dir, to_repo_path
 
 
 def status(args: argparse.Namespace) -> int:
-    root = find_root()
+    root = find_root_dir()
     prefix = to_repo_path(root, args.path) if args.path else ""
     st = compute_status(root, prefix, parallel=True, current=False)
     if args.json:

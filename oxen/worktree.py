@@ -10,10 +10,13 @@ import os
 import stat as stat_mod
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from oxen.errors import NotARepository, PathError
 from oxen.listings import Listings
+
+TYPE_CHECKING = False  # not typing's: importing typing costs ~10 ms on every `status`
+if TYPE_CHECKING:
+    from pathlib import Path
 
 OXEN_DIR = ".oxen"
 
@@ -35,14 +38,25 @@ class FileStat(namedtuple("FileStat", "size mtime_ns ctime_ns ino mode")):
 
 def find_root(start: str | Path | None = None) -> Path:
     """The repository containing ``start`` (default: the current directory)."""
-    here = Path(start or os.getcwd()).absolute()
-    for candidate in (here, *here.parents):
-        if (candidate / OXEN_DIR / "oxen.db").is_file():
+    from pathlib import Path
+
+    return Path(find_root_dir(start))
+
+
+def find_root_dir(start: str | Path | None = None) -> str:
+    """``find_root`` as a string, without pathlib (5 ms to import, paid by ``status``)."""
+    here = os.path.abspath(start or os.getcwd())
+    candidate = here
+    while True:
+        if os.path.isfile(os.path.join(candidate, OXEN_DIR, "oxen.db")):
             return candidate
-    raise NotARepository(f"not an oxen repository (or any parent): {here}")
+        parent = os.path.dirname(candidate)
+        if parent == candidate:
+            raise NotARepository(f"not an oxen repository (or any parent): {here}")
+        candidate = parent
 
 
-def to_repo_path(root: Path, user_path: str, cwd: str | Path | None = None) -> str:
+def to_repo_path(root: str | Path, user_path: str, cwd: str | Path | None = None) -> str:
     """A user's path (relative to ``cwd``) as a repository path: POSIX, relative, '' for the root."""
     absolute = os.path.abspath(os.path.join(cwd or os.getcwd(), user_path))
     rel = os.path.relpath(absolute, root)
