@@ -46,6 +46,7 @@ class Driver:
 
     def run(self, step: str, cmds: Sequence[Argv], repo: Path, what: str = "") -> Sample:
         self.step = step
+        _sync()  # untimed: no step pays for the writeback of what ran before it
         sample = Sample()
         slug = re.sub(r"[^a-z0-9]+", "-", (what or step).lower()).strip("-")
         for i, argv in enumerate(cmds):
@@ -112,7 +113,9 @@ def _run_all(
 
 
 def _sync() -> None:
-    """Flush the copies we just wrote, so no tool pays for our writeback."""
+    """Flush dirty pages (our copies, the previous step's or tool's writes), so that no
+    timed step pays for another's writeback: on this machine a peer's 400 MB of objects
+    still being written back slowed the next tool's add+commit by a third."""
     os.sync()
 
 

@@ -24,7 +24,7 @@ from oxen.config import ChunkingConfig
 
 SEGMENT = 8 * 1024 * 1024
 WORKERS = 2  # threads cutting segments
-AHEAD = 4  # segments read and cut ahead of the one being handed out
+AHEAD = 2  # segments read and cut ahead of the one being handed out (more only cost memory)
 KEPT_BUFFERS = AHEAD + 3  # enough for the next large file
 
 @dataclass(slots=True)

@@ -187,7 +187,7 @@ class PackWriter:
 STAGE_SIZE = 8 * 1024 * 1024
 SMALL_BLOBS = 32 * 1024  # average blob size below which add_many joins before copying
 ALIGN = 4096  # O_DIRECT wants buffers, lengths and offsets aligned to the block size
-WRITES_QUEUED = 3  # full stages waiting for the disk while the next one fills
+WRITES_QUEUED = 2  # full stages waiting for the disk while the next one fills
 KEPT_STAGES = WRITES_QUEUED + 1
 # Staging buffers are kept for the next writer: touching fresh pages for every pack costs
 # more than the copy into them (a page fault per 4 KiB).
