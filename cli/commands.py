@@ -68,7 +68,7 @@ def config(args: argparse.Namespace) -> int:
 
 
 def add(args: argparse.Namespace) -> int:
-    result = with_repo(lambda r: r.add(args.paths, bar))
+    result = with_repo(lambda r: r.add(args.paths, bar, force=args.force))
     print(
         f"staged {result.staged} file(s), {result.removed} removal(s); "
         f"hashed {human_size(result.bytes_hashed)}, stored {human_size(result.bytes_stored)} new"

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = cmd("add", "Stage files (new, changed or deleted) for the next commit.")
     c.add_argument("paths", nargs="+")
+    c.add_argument("-f", "--force", action="store_true", help="add paths .oxenignore rules out")
 
     c = cmd("rm", "Stop tracking files and delete them.")
     c.add_argument("paths", nargs="+")

@@ -38,8 +38,8 @@ class Repo:
 
         return asyncio.run(go())
 
-    def add(self, *paths: str | Path) -> AddResult:
-        return self._run(lambda r: r.add([str(p) for p in paths]))
+    def add(self, *paths: str | Path, force: bool = False) -> AddResult:
+        return self._run(lambda r: r.add([str(p) for p in paths], force=force))
 
     def rm(self, *paths: str | Path, recursive: bool = False, staged: bool = False) -> list[str]:
         return self._run(lambda r: r.rm([str(p) for p in paths], recursive, staged))

@@ -27,6 +27,7 @@ WORKERS = 2  # threads cutting segments
 AHEAD = 2  # segments read and cut ahead of the one being handed out (more only cost memory)
 KEPT_BUFFERS = AHEAD + 3  # enough for the next large file
 
+
 @dataclass(slots=True)
 class Chunk:
     id: bytes
@@ -158,6 +159,8 @@ class FileStream:
         return self._pool.submit(self._cut, start, own_end, buf)
 
     def _fill(self) -> None:
+        if self._done:  # the last block is out: nothing more to read
+            return
         while len(self._jobs) < AHEAD and self._next_start < self._planned:
             start = self._next_start
             self._next_start += self.segment

@@ -18,9 +18,12 @@ FORMAT = 1
 
 
 class Listings:
-    def __init__(self, oxen_dir: str, clock: int) -> None:
+    """The listings of one walk of the tree, or of the part below ``prefix``."""
+
+    def __init__(self, oxen_dir: str, clock: int, prefix: str = "") -> None:
         self.path = os.path.join(oxen_dir, CACHE_NAME)
         self.clock = clock
+        self.scope = prefix + "/" if prefix else ""  # the directories this walk visits
         self.old = _load(self.path)
         self.new: dict[str, tuple] = {}
         self.reread = 0  # directories whose listing had to be read
@@ -47,10 +50,13 @@ class Listings:
             self.new[rel] = (entry[0], files, dirs)
 
     def save(self) -> None:
-        """Write the listings back if any was re-read or a directory is gone."""
-        if not self.reread and len(self.new) == len(self.old):
+        """Write the listings back if any was re-read or a directory is gone; those outside
+        the walked part are kept as they were."""
+        gone = any(rel.startswith(self.scope) and rel not in self.new for rel in self.old)
+        if not self.reread and not gone:
             return
-        kept = {rel: e for rel, e in self.new.items() if e[1] is not None}
+        kept = {rel: e for rel, e in self.old.items() if not rel.startswith(self.scope)}
+        kept.update((rel, e) for rel, e in self.new.items() if e[1] is not None)
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             with open(tmp, "wb") as f:

@@ -26,6 +26,7 @@ from oxen.errors import (
 )
 from oxen.faults import crash_point
 from oxen.ids import hash_file, is_hex_prefix
+from oxen.ignore import Ignore
 from oxen.inspect import InspectOps
 from oxen.materialize import Materializer, remove_files
 from oxen.merge import MergeOps
@@ -36,7 +37,16 @@ from oxen.refs import HEADS, branch_ref, check_branch_name, head_value, parse_he
 from oxen.status import Status, compute_status
 from oxen.storage import Store, open_store
 from oxen.tree import Trees
-from oxen.worktree import OXEN_DIR, FileStat, find_root, fs_clock, is_under, scan, to_repo_path
+from oxen.worktree import (
+    OXEN_DIR,
+    FileStat,
+    find_root,
+    fs_clock,
+    is_under,
+    scan,
+    stat_files,
+    to_repo_path,
+)
 
 CONFIG_NAME = "config.toml"
 
@@ -248,17 +258,25 @@ class AsyncRepo(MergeOps, InspectOps):
         prefix = self.repo_path(path) if path else ""
         return await asyncio.to_thread(compute_status, self.root, prefix)
 
-    async def add(self, paths: list[str], progress: ProgressFactory = null_progress) -> AddResult:
+    async def add(
+        self, paths: list[str], progress: ProgressFactory = null_progress, force: bool = False
+    ) -> AddResult:
+        """Stage ``paths``; ``force`` adds paths that .oxenignore rules out."""
         targets = [self.repo_path(p) for p in paths]
         conflicts = await self.db.conflicts()
         companions = await self.merge_companions()
-        clock, on_disk = await asyncio.to_thread(self._scan_targets, targets)
+        ignore = None if force else await asyncio.to_thread(Ignore.load, self.root)
+        clock, on_disk = await asyncio.to_thread(self._scan_targets, targets, ignore)
         for path in companions:
             on_disk.pop(path, None)
         staged_all = await self.db.staged()
         tracked: dict[str, FileRow] = {}
         for t in targets:
             tracked.update(await self.db.head_files_under(t))
+        if ignore is not None:
+            on_disk = await self._leave_out_ignored(
+                ignore, paths, targets, on_disk, tracked, staged_all
+            )
         known = _paths_and_parents([*on_disk, *tracked, *staged_all])
         for user_path, t in zip(paths, targets, strict=True):
             if t and t not in known:
@@ -341,12 +359,39 @@ class AsyncRepo(MergeOps, InspectOps):
             crash_point("add-transaction")
         return AddResult(len(stage), len(removals), total, ingestor.sink.bytes_written)
 
-    def _scan_targets(self, targets: list[str]) -> tuple[int, dict[str, FileStat]]:
+    def _scan_targets(
+        self, targets: list[str], ignore: Ignore | None
+    ) -> tuple[int, dict[str, FileStat]]:
         clock = fs_clock(self.oxen_dir)
         found: dict[str, FileStat] = {}
         for t in targets:
-            found.update(scan(self.root, t))
+            found.update(scan(self.root, t, ignore))
         return clock, found
+
+    async def _leave_out_ignored(
+        self,
+        ignore: Ignore,
+        paths: list[str],
+        targets: list[str],
+        on_disk: dict[str, FileStat],
+        tracked: dict[str, FileRow],
+        staged: dict[str, FileRow],
+    ) -> dict[str, FileStat]:
+        """``on_disk`` without the untracked files .oxenignore rules out, plus the tracked
+        files in ignored directories the scan skipped; naming an ignored path is an error."""
+        known = _paths_and_parents([*tracked, *staged])
+        for user_path, t in zip(paths, targets, strict=True):
+            if t and t not in known and (ignore.file(t) or ignore.file(t + "/")):
+                raise PathError(
+                    f"path is ignored by .oxenignore: {user_path} (use --force to add it)"
+                )
+        kept = {
+            p: st for p, st in on_disk.items() if p in tracked or p in staged or not ignore.file(p)
+        }
+        skipped = [p for p in ignore.under_pruned([*tracked, *staged]) if p not in kept]
+        if skipped:
+            kept.update(await asyncio.to_thread(stat_files, self.root, skipped))
+        return kept
 
     async def rm(
         self, paths: list[str], recursive: bool = False, staged_only: bool = False

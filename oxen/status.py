@@ -18,6 +18,7 @@ from collections.abc import Callable
 from stat import S_ISREG
 
 from oxen.ids import hash_file
+from oxen.ignore import Ignore
 from oxen.listings import Listings
 from oxen.schema import connect_sync
 from oxen.status_index import load_index, save_stats
@@ -94,10 +95,16 @@ def compute_status(root, prefix: str = "", parallel: bool = False, current: bool
         status.staged_added = [p for p in index.added if is_under(p, prefix)]
         status.staged_modified = [p for p in index.modified if is_under(p, prefix)]
         status.staged_removed = [p for p in index.removed if is_under(p, prefix)]
-        listings = Listings(oxen_dir, clock)
-        names = list(iter_file_names(root, prefix, listings))
+        listings = Listings(oxen_dir, clock, prefix)
+        ignore = Ignore.load(root)
+        names = list(iter_file_names(root, prefix, listings, ignore))
         listings.save()
-        found = _walk(names, rows, current, parallel and hasattr(os, "fork"))
+        ignored = None
+        if ignore is not None:
+            ignored = ignore.file
+            # tracked files stay tracked inside ignored directories the walk skipped
+            names += [(p, os.path.join(root, p)) for p in ignore.under_pruned(rows)]
+        found = _walk(names, rows, current, ignored, parallel and hasattr(os, "fork"))
         status.untracked = found.untracked
         status.modified = found.modified
         status.current = found.current
@@ -138,7 +145,13 @@ class _Found:
         self.gone: list[str] = []
         self.seen = 0
 
-    def compare(self, names: list[tuple[str, str]], rows: dict[str, tuple], current: bool) -> None:
+    def compare(
+        self,
+        names: list[tuple[str, str]],
+        rows: dict[str, tuple],
+        current: bool,
+        ignored: Callable[[str], bool] | None = None,
+    ) -> None:
         """The hot loop: for a clean file, one lstat, one dict lookup, one tuple compare.
 
         A file whose lstat equals its cached one is the regular file that was hashed, so
@@ -156,12 +169,17 @@ class _Found:
                 continue
             row = get(name)
             # row[3:7] is the cached (size, mtime, ctime, inode); row[7] its id; row[8] racy
-            if row is not None and (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_ino,
-            ) == row[3:7] and not row[8]:
+            if (
+                row is not None
+                and (
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_ino,
+                )
+                == row[3:7]
+                and not row[8]
+            ):
                 seen += 1
                 if keep is not None:
                     keep[name] = (row[7], st.st_size)
@@ -170,7 +188,8 @@ class _Found:
             elif not is_reg(st.st_mode):
                 gone.append(name)
             elif row is None:
-                untracked.append(name)
+                if ignored is None or not ignored(name):
+                    untracked.append(name)
             else:
                 seen += 1
                 changed.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
@@ -186,26 +205,35 @@ class _Found:
 
 
 def _walk(
-    names: list[tuple[str, str]], rows: dict[str, tuple], current: bool, parallel: bool
+    names: list[tuple[str, str]],
+    rows: dict[str, tuple],
+    current: bool,
+    ignored: Callable[[str], bool] | None,
+    parallel: bool,
 ) -> _Found:
     found = _Found()
     if not parallel or len(names) < PARALLEL_MIN:
-        found.compare(names, rows, current)
+        found.compare(names, rows, current, ignored)
         return found
     half = len(names) // 2
-    child = _forked(lambda: _compare_part(names[half:], rows, current))
-    found.compare(names[:half], rows, current)
+    child = _forked(lambda: _compare_part(names[half:], rows, current, ignored))
+    found.compare(names[:half], rows, current, ignored)
     other = child()
     if other is None:  # the helper process failed: do its half here
-        found.compare(names[half:], rows, current)
+        found.compare(names[half:], rows, current, ignored)
     else:
         found.merge(other)
     return found
 
 
-def _compare_part(names: list[tuple[str, str]], rows: dict[str, tuple], current: bool) -> bytes:
+def _compare_part(
+    names: list[tuple[str, str]],
+    rows: dict[str, tuple],
+    current: bool,
+    ignored: Callable[[str], bool] | None,
+) -> bytes:
     part = _Found()
-    part.compare(names, rows, current)
+    part.compare(names, rows, current, ignored)
     return marshal.dumps(
         (part.untracked, part.modified, part.changed, part.current, part.gone, part.seen)
     )

@@ -12,6 +12,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 
 from oxen.errors import NotARepository, PathError
+from oxen.ignore import Ignore
 from oxen.listings import Listings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~10 ms on every `status`
@@ -74,29 +75,45 @@ def is_under(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
-def scan(root: Path, prefix: str = "") -> dict[str, FileStat]:
-    """Every regular file at or below ``prefix``; symlinks and the .oxen dir are skipped."""
+def scan(root: Path, prefix: str = "", ignore: Ignore | None = None) -> dict[str, FileStat]:
+    """Every regular file at or below ``prefix``; symlinks, the .oxen dir and directories
+    ``ignore`` rules out are skipped."""
     return {
         rel: FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
-        for rel, st in iter_files(root, prefix)
+        for rel, st in iter_files(root, prefix, ignore=ignore)
+    }
+
+
+def stat_files(root: str | Path, paths: Iterable[str]) -> dict[str, FileStat]:
+    """The stat of each of ``paths`` that is a regular file."""
+    return {
+        rel: FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+        for rel, st in lstat_each((p, os.path.join(root, p)) for p in paths)
     }
 
 
 def iter_files(
-    root: str | Path, prefix: str = "", listings: Listings | None = None
+    root: str | Path,
+    prefix: str = "",
+    listings: Listings | None = None,
+    ignore: Ignore | None = None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """(repository path, lstat) of every regular file at or below ``prefix``."""
-    return lstat_each(iter_file_names(root, prefix, listings))
+    return lstat_each(iter_file_names(root, prefix, listings, ignore))
 
 
 def iter_file_names(
-    root: str | Path, prefix: str = "", listings: Listings | None = None
+    root: str | Path,
+    prefix: str = "",
+    listings: Listings | None = None,
+    ignore: Ignore | None = None,
 ) -> Iterator[tuple[str, str]]:
     """(repository path, filesystem path) of every regular file at or below ``prefix``.
 
     Depth-first and iterative; no system call per file (DirEntry knows the type), so
     the caller decides where the lstat calls run: this is the hot loop of ``status``.
-    With ``listings``, unchanged directories are not read again (see oxen.listings).
+    With ``listings``, unchanged directories are not read again (see oxen.listings); with
+    ``ignore``, ignored directories are skipped (and remembered in ``ignore.pruned``).
     """
     start = os.path.join(root, prefix) if prefix else os.fspath(root)
     try:
@@ -119,7 +136,8 @@ def iter_file_names(
             if listings is not None:
                 listings.put(rel, files, dirs)
         for name in dirs:
-            stack.append((f"{path}/{name}", f"{rel}{name}/"))
+            if ignore is None or not ignore.prune(f"{rel}{name}/"):
+                stack.append((f"{path}/{name}", f"{rel}{name}/"))
         for name in files:
             yield rel + name, f"{path}/{name}"
 

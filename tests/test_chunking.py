@@ -117,3 +117,19 @@ def test_stream_file_id_and_size(chunker, tmp_path) -> None:
         blocks.append(bytes(b.data))
     assert b"".join(blocks) == data
     assert stream.file_id == hash_bytes(data) and stream.size == len(data)
+
+
+def test_a_file_that_shrinks_while_cut_ends_cleanly(chunker, tmp_path) -> None:
+    """The sizes planned from fstat no longer hold: the stream ends at the new end and
+    leaves no reading thread behind."""
+    path = tmp_path / "f"
+    path.write_bytes(random.Random(2).randbytes(6 * 1024 * 1024))
+    stream = chunker.open_stream(str(path), 512 * 1024)
+    first = stream.next_block()
+    assert first is not None
+    with open(path, "r+b") as f:
+        f.truncate(1024 * 1024 + 77)
+    while stream.next_block() is not None:
+        pass
+    stream.close()
+    assert stream._pool is None and stream.size <= 6 * 1024 * 1024

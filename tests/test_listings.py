@@ -103,3 +103,22 @@ async def test_status_with_remembered_listings(repo: AsyncRepo, workdir: Path) -
         assert st.untracked == ["d2/extra", "d3/more"]
         assert not st.modified
         assert len(st.current) == (29 if current else 0)
+
+
+def test_a_walk_below_a_prefix_keeps_the_other_listings(tmp_path: Path) -> None:
+    (tmp_path / ".oxen").mkdir()
+    write(tmp_path, "a/f", "x")
+    write(tmp_path, "b/g", "x")
+    for d in (tmp_path, tmp_path / "a", tmp_path / "b"):
+        _age(d)
+    _walk(tmp_path, _clock(tmp_path))
+    write(tmp_path, "a/new", "x")
+    _age(tmp_path / "a")
+    oxen_dir = str(tmp_path / ".oxen")
+    part = Listings(oxen_dir, _clock(tmp_path), "a")
+    assert {rel for rel, _ in iter_file_names(tmp_path, "a", part)} == {"a/f", "a/new"}
+    assert part.reread == 1
+    part.save()
+    names, listings = _walk(tmp_path, _clock(tmp_path))
+    assert names == {"a/f", "a/new", "b/g"}
+    assert listings.reread == 0  # a/ from the walk below the prefix, the root and b/ kept
