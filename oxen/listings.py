@@ -1,10 +1,11 @@
 """Directory listings remembered between ``status`` runs (git's "untracked cache").
 
 A directory's mtime changes whenever an entry is created, removed or renamed in it, so a
-listing read earlier is still exact while the directory's mtime and inode are unchanged:
-an unchanged tree is then walked with one lstat per directory and no directory reads.
-A listing is kept only if the directory's mtime is strictly older than the filesystem
-clock read before it was listed, so a change in the same timestamp tick is never missed.
+listing read earlier is still exact while the directory's mtime, ctime and inode are
+unchanged (the ctime catches an mtime put back by hand or by an archiver): an unchanged
+tree is then walked with one lstat per directory and no directory reads. A listing is
+kept only if those times are strictly older than the filesystem clock read before it was
+listed, so a change in the same timestamp tick is never missed.
 The file (``.oxen/status-dirs``, marshal) is a cache: unreadable means empty.
 """
 
@@ -14,7 +15,7 @@ import marshal
 import os
 
 CACHE_NAME = "status-dirs"
-FORMAT = 1
+FORMAT = 2
 
 
 class Listings:
@@ -34,13 +35,13 @@ class Listings:
             st = os.lstat(path)
         except OSError:
             return None
-        key = (st.st_mtime_ns, st.st_ino)
+        key = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         entry = self.old.get(rel)
         if entry is not None and entry[0] == key:
             self.new[rel] = entry
             return entry[1], entry[2]
         self.reread += 1
-        if st.st_mtime_ns < self.clock:
+        if max(st.st_mtime_ns, st.st_ctime_ns) < self.clock:
             self.new[rel] = (key, None, None)  # filled in by put()
         return None
 
