@@ -30,6 +30,7 @@ class Ignore:
     def __init__(self, lines: Iterable[str]) -> None:
         self.rules = [rule for rule in map(_parse, lines) if rule is not None]
         self.pruned: set[str] = set()  # ignored directories a walk skipped ("a/b/")
+        self._dirs: dict[str, bool] = {}  # directory ("a/b") -> ignored, decided once
 
     @classmethod
     def load(cls, root: str | os.PathLike[str]) -> Ignore | None:
@@ -59,16 +60,24 @@ class Ignore:
         path = rel.rstrip("/")
         slash = path.find("/")
         while slash != -1:
-            if self._matches(path[:slash], True):
+            if self._dir(path[:slash]):
                 return True
             slash = path.find("/", slash + 1)
         return self._matches(path, is_dir)
+
+    def _dir(self, path: str) -> bool:
+        """Whether the directory ``path`` itself matches (its parents aside), memoised:
+        every file of a directory asks again."""
+        ignored = self._dirs.get(path)
+        if ignored is None:
+            ignored = self._dirs[path] = self._matches(path, True)
+        return ignored
 
     def prune(self, rel_dir: str) -> bool:
         """Whether a walk should skip the directory ``rel_dir`` ("a/b/"); remembers it.
         (The walk asks for each directory on its way down, so only the last part can
         newly match.)"""
-        if self._matches(rel_dir.rstrip("/"), True):
+        if self._dir(rel_dir.rstrip("/")):
             self.pruned.add(rel_dir)
             return True
         return False

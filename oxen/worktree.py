@@ -87,8 +87,7 @@ def scan(root: Path, prefix: str = "", ignore: Ignore | None = None) -> dict[str
 def stat_files(root: str | Path, paths: Iterable[str]) -> dict[str, FileStat]:
     """The stat of each of ``paths`` that is a regular file."""
     return {
-        rel: FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
-        for rel, st in lstat_each((p, os.path.join(root, p)) for p in paths)
+        rel: FileStat.of(st) for rel, st in lstat_each((p, os.path.join(root, p)) for p in paths)
     }
 
 
