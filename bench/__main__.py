@@ -17,9 +17,9 @@ from bench import datagen, workloads
 from bench.measure import log, rss_floor_kib
 from bench.paths import HOMES, LOGS, RESULTS, ROOT
 from bench.report import Table, fmt_bytes
+from bench.settings import Settings
 from bench.tools import ALL_TOOLS, InstallError, OxenAI, Tool, make_tools
 from bench.trash import empty_trash
-from bench.workloads import Settings
 
 SIZES = {
     # name: (W1 files, W2 bytes, W3 files, runs, status repeats, per-command timeout s)

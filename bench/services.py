@@ -1,4 +1,5 @@
-"""Long-running processes W4 needs: moto's S3 server and oxen-server, on 127.0.0.1.
+"""Long-running processes W4 needs: moto's S3 server and oxen-server, on 127.0.0.1, and
+`Services`, which starts them (with the counting proxies in front) for one W4 run.
 
 Each is a subprocess in its own session (so a Ctrl-C in the terminal reaches the runner,
 whose cleanup stops them in order) with stdout/stderr in bench/.work/logs/w4/services/,
@@ -18,11 +19,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.measure import dir_size, log
+from bench.netproxy import CountingProxy
 from bench.paths import LOGS, ROOT
+from bench.tools import DVC, Ours, Tool
 from bench.trash import discard
 
 S3_CREDENTIALS = {
@@ -264,3 +270,144 @@ class OxenServer(Service):
 
     def remove_data(self) -> None:
         discard(self.data_dir)
+
+
+# ---------------------------------------------------------------------------- one W4 run
+
+BUCKET = "bench-w4"
+NS = "bench"  # the server namespace of every pushed repository
+OURS_DISK, OURS_S3, DVC_S3 = "ours (disk)", "ours (s3)", "dvc (s3)"
+
+
+@dataclass
+class Target:
+    """One place a tool pushes to, with the proxies that see its traffic."""
+
+    label: str
+    tool: Tool
+    env: dict[str, str]
+    wire: CountingProxy  # what the client talks to
+    s3wire: CountingProxy | None  # what talks to moto (dvc: the same proxy as wire)
+    server: OxenServer | None = None
+    base_url: str = ""  # ours: http://127.0.0.1:PROXY
+    remote: str = ""  # ours: the remote's name in the local repository
+    stored: Callable[[str], int] = lambda name: 0  # repository name -> bytes stored
+
+    def repo_url(self, name: str) -> str:
+        return f"{self.base_url}/{NS}/{name}"
+
+
+@dataclass
+class Run:
+    """The services of one run and the targets they make."""
+
+    root: Path
+    ours: Ours | None
+    dvc: DVC | None
+    targets: list[Target] = field(default_factory=list)
+    moto: Moto | None = None
+
+    @property
+    def ours_targets(self) -> list[Target]:
+        return [t for t in self.targets if t.label.startswith("ours")]
+
+    @property
+    def dvc_target(self) -> Target | None:
+        return next((t for t in self.targets if t.label == DVC_S3), None)
+
+
+class Services:
+    """Start moto, the proxies and the oxen servers for one run; stop all of them on exit."""
+
+    def __init__(self, root: Path, ours: Ours | None, dvc: DVC | None, tag: str) -> None:
+        self.run = Run(root, ours, dvc)
+        self.tag = tag
+        self.stack = ExitStack()
+
+    def __enter__(self) -> Run:
+        try:
+            self._start()
+        except BaseException:
+            self.stack.close()
+            raise
+        return self.run
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def _start(self) -> None:
+        run, stack = self.run, self.stack
+        discard(run.root)
+        run.root.mkdir(parents=True)
+        stack.callback(discard, run.root)
+        base_env = _service_env()
+        moto = Moto(run.root / "moto", base_env)
+        stack.callback(moto.stop)
+        log(f"[W4] starting moto ({self.tag})")
+        moto.launch()
+        moto.create_bucket(BUCKET)
+        run.moto = moto
+
+        if run.ours is not None:
+            server_exe = run.ours.exe.parent / "oxen-server"
+            # oxen-server on local disk
+            disk = OxenServer(
+                f"oxen-disk-{self.tag}", server_exe, run.root / "disk", None, base_env
+            )
+            stack.callback(disk.stop)
+            disk_token = disk.add_user(run.root / "disk-user.toml")
+            disk.launch()
+            disk_proxy = self._proxy("oxen-disk", disk.port)
+            run.targets.append(
+                Target(
+                    OURS_DISK, run.ours, {**run.ours.env(), "OXEN_AUTH_TOKEN": disk_token},
+                    disk_proxy, None, disk, disk_proxy.url, "disk",
+                    lambda name, d=disk: dir_size(d.local_store / "repos" / NS / name),
+                )
+            )  # fmt: skip
+            # oxen-server on moto, talking to it through a proxy
+            moto_oxen = self._proxy("moto-oxen", moto.port)
+            s3_env = {**base_env, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": moto_oxen.url}
+            s3 = OxenServer(
+                f"oxen-s3-{self.tag}", server_exe, run.root / "s3", f"s3://{BUCKET}/oxen", s3_env
+            )
+            stack.callback(s3.stop)
+            # the token goes straight to moto: setup traffic is not what is measured
+            s3_token = s3.add_user(
+                run.root / "s3-user.toml", {**s3_env, "AWS_ENDPOINT_URL": moto.endpoint}
+            )
+            s3.launch()
+            s3_proxy = self._proxy("oxen-s3", s3.port)
+            run.targets.append(
+                Target(
+                    OURS_S3, run.ours, {**run.ours.env(), "OXEN_AUTH_TOKEN": s3_token},
+                    s3_proxy, moto_oxen, s3, s3_proxy.url, "s3",
+                    lambda name: moto.prefix_size(BUCKET, f"oxen/repos/{NS}/{name}/")[0],
+                )
+            )  # fmt: skip
+
+        if run.dvc is not None:
+            moto_dvc = self._proxy("moto-dvc", moto.port)
+            run.targets.append(
+                Target(
+                    DVC_S3, run.dvc, {**run.dvc.env(), **S3_CREDENTIALS}, moto_dvc, moto_dvc,
+                    base_url=moto_dvc.url,
+                    stored=lambda name: moto.prefix_size(BUCKET, f"dvc/{name}/")[0],
+                )
+            )  # fmt: skip
+
+    def _proxy(self, name: str, port: int) -> CountingProxy:
+        proxy = CountingProxy(name, port).start()
+        self.stack.callback(proxy.close)
+        return proxy
+
+
+def _service_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OXEN_", "AWS_", "DVC_", "GIT_"))
+        and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -6,13 +6,13 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datagen
 from bench.measure import Sample, StepFailed, dir_size, log, run_cmd
 from bench.paths import LOGS, RUNS
 from bench.report import Extra, Table, fmt_bytes, fmt_seconds
+from bench.settings import Settings
 from bench.tools import Argv, Tool
 from bench.trash import discard
 
@@ -23,14 +23,6 @@ MIN_STORED_SHARE = 0.25
 GROWTH = Extra("growth", "store growth", fmt_bytes)
 MBPS = Extra("mbps", "MB/s", lambda v: f"{v:.0f}")
 GROWTH_PCT = Extra("growth_pct", "growth / file", lambda v: f"{v:.1f}%")
-
-
-@dataclass(frozen=True)
-class Settings:
-    runs: int
-    status_repeats: int
-    timeout: float
-    seed: int
 
 
 class Driver:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from oxen.cli.output import summarize
-from oxen.status import compute_status
-from oxen.worktree import find_root_dir, to_repo_path
+from oxen.worktree.paths import find_root_dir, to_repo_path
+from oxen.worktree.status import compute_status
 
 
 def status(args: argparse.Namespace) -> int:

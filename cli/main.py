@@ -14,6 +14,7 @@ import sys
 
 from oxen import __version__
 from oxen.errors import OxenError
+from oxen.storage.errors import StoreError
 
 # Local commands that build tens of thousands of objects per run and free few of them: the
 # cyclic collector would only rescan them over and over (20k files: `add` 20% slower with
@@ -165,17 +166,16 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except BrokenPipeError:
         code = 0
+    except StoreError as e:
+        print(f"error: storage: {e}", file=sys.stderr)
+        code = 1
     except Exception as e:
         if debug:
             raise
-        name = type(e).__name__
-        if type(e).__module__.startswith("oxen.storage"):
-            print(f"error: storage: {e}", file=sys.stderr)
-        else:
-            print(
-                f"error: internal error ({name}: {e}); set OXEN_DEBUG=1 for details",
-                file=sys.stderr,
-            )
+        print(
+            f"error: internal error ({type(e).__name__}: {e}); set OXEN_DEBUG=1 for details",
+            file=sys.stderr,
+        )
         code = 1
     sys.stdout.flush()
     raise SystemExit(code or 0)

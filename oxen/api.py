@@ -1,17 +1,27 @@
-"""The synchronous facade: ``oxen.Repo`` runs each verb of :class:`AsyncRepo` in its own loop."""
+"""``oxen.Repo``: the synchronous API, each verb of :class:`oxen.AsyncRepo` run in its own loop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from oxen.inspect import FsckReport
-from oxen.merge import MergeResult
-from oxen.repo import AddResult, AsyncRepo, CommitInfo, DiffEntry
-from oxen.status import Status
-from oxen.worktree import find_root
+from oxen.repo import (
+    AddResult,
+    AsyncRepo,
+    CommitInfo,
+    DiffEntry,
+    FetchResult,
+    FileInfo,
+    FsckReport,
+    MergeResult,
+    NodeInfo,
+    PushResult,
+    TreeRow,
+)
+from oxen.worktree.paths import find_root
+from oxen.worktree.status import Status
 
 T = TypeVar("T")
 
@@ -31,6 +41,22 @@ class Repo:
         asyncio.run(go())
         return cls(path)
 
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        dest: str | Path | None = None,
+        branch: str | None = None,
+        all_data: bool = False,
+        jobs: int = 4,
+    ) -> Repo:
+        async def go() -> Path:
+            repo, _ = await AsyncRepo.clone(url, dest, branch, all_data, jobs)
+            await repo.close()
+            return repo.root
+
+        return cls(asyncio.run(go()))
+
     def _run(self, verb: Callable[[AsyncRepo], Awaitable[T]]) -> T:
         async def go() -> T:
             async with await AsyncRepo.open(self.root) as repo:
@@ -49,8 +75,8 @@ class Repo:
     ) -> list[str]:
         return self._run(lambda r: r.restore([str(p) for p in paths], staged, source))
 
-    def status(self) -> Status:
-        return self._run(lambda r: r.status())
+    def status(self, path: str = "") -> Status:
+        return self._run(lambda r: r.status(path))
 
     def commit(self, message: str) -> str:
         return self._run(lambda r: r.commit(message)).hex()
@@ -79,8 +105,35 @@ class Repo:
     def diff(self, a: str | None = None, b: str | None = None) -> list[DiffEntry]:
         return self._run(lambda r: r.diff(a, b))
 
-    def info(self, path: str) -> dict[str, Any]:
-        return self._run(lambda r: r.info(path))
+    def info(self, path: str, rev: str = "HEAD") -> FileInfo:
+        return self._run(lambda r: r.info(path, rev))
+
+    def tree_rows(self, rev: str = "HEAD", files: bool = False) -> list[TreeRow]:
+        return self._run(lambda r: r.tree_rows(rev, files))
+
+    def node(self, id_hex: str) -> NodeInfo:
+        return self._run(lambda r: r.node(id_hex))
 
     def fsck(self) -> FsckReport:
         return self._run(lambda r: r.fsck())
+
+    def remotes(self) -> dict[str, str]:
+        return self._run(lambda r: _value(r.remotes()))
+
+    def set_remote(self, name: str, url: str) -> None:
+        self._run(lambda r: r.set_remote(name, url))
+
+    def push(self, remote: str = "origin", branch: str | None = None, jobs: int = 4) -> PushResult:
+        return self._run(lambda r: r.push(remote, branch, jobs))
+
+    def fetch(
+        self, remote: str = "origin", branch: str | None = None, all_data: bool = False
+    ) -> FetchResult:
+        return self._run(lambda r: r.fetch(remote, branch, all_data))
+
+    def pull(self, remote: str = "origin", branch: str | None = None) -> MergeResult:
+        return self._run(lambda r: r.pull(remote, branch))[1]
+
+
+async def _value(value: T) -> T:
+    return value

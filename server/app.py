@@ -22,7 +22,7 @@ from oxen.errors import (
 from oxen.server.auth import TokenStore
 from oxen.server.routes import routes
 from oxen.server.state import GRANT, REGISTRY, SETTINGS, STORE, TOKENS, Settings
-from oxen.serving import RepoRegistry
+from oxen.serving.registry import RepoRegistry
 from oxen.storage import InvalidKey, Store, StoreUnavailable, open_store
 
 log = logging.getLogger("oxen.server")

@@ -11,9 +11,9 @@ import msgpack
 from aiohttp import web
 
 from oxen.errors import InvalidInput
-from oxen.ids import from_hex
+from oxen.formats.ids import from_hex
 from oxen.server.state import REGISTRY, grant_of
-from oxen.serving import MAX_PACK_BYTES, ServedRepo
+from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
 routes = web.RouteTableDef()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from oxen.server.auth import TokenGrant, TokenStore
-from oxen.serving import RepoRegistry
+from oxen.serving.registry import RepoRegistry
 from oxen.storage import Store
 
 

@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from oxen.chunking import Chunker, FileStream
 from oxen.config import ChunkingConfig
-from oxen.ids import hash_bytes
+from oxen.formats.ids import hash_bytes
+from oxen.worktree.chunking import Chunker, FileStream
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 
-from oxen import chunklists
-from oxen.ids import hash_bytes
-from oxen.nodes import ChunkIndex, ChunkList, decode_node
-from oxen.objects import ObjectStore
+from oxen.formats.ids import hash_bytes
+from oxen.formats.nodes import ChunkIndex, ChunkList, decode_node
+from oxen.objects import chunklists
+from oxen.objects.object_store import ObjectStore
 from oxen.repo import AsyncRepo
 
 

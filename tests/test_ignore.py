@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from oxen.errors import InvalidInput, PathError
-from oxen.ignore import Ignore
 from oxen.repo import AsyncRepo
-from oxen.status import compute_status
-from oxen.worktree import iter_file_names
+from oxen.worktree.ignore import Ignore
+from oxen.worktree.paths import iter_file_names
+from oxen.worktree.status import compute_status
 from tests.conftest import write
 
 RULES = """

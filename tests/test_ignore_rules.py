@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from oxen.ignore import Ignore
+from oxen.worktree.ignore import Ignore
 
 PATTERNS = [
     "*.log",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from oxen.listings import CACHE_NAME, Listings
 from oxen.repo import AsyncRepo
-from oxen.status import compute_status
-from oxen.worktree import iter_file_names
+from oxen.worktree.listings import CACHE_NAME, Listings
+from oxen.worktree.paths import iter_file_names
+from oxen.worktree.status import compute_status
 from tests.conftest import write
 
 

@@ -2,7 +2,7 @@ import msgpack
 import pytest
 
 from oxen.errors import CorruptObject
-from oxen.nodes import (
+from oxen.formats.nodes import (
     ChunkList,
     CommitNode,
     DirEntry,

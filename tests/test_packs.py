@@ -5,10 +5,11 @@ import random
 
 import pytest
 
-from oxen import packs
 from oxen.errors import CorruptObject
-from oxen.ids import hash_bytes
-from oxen.packs import FOOTER_LEN, Kind, PackWriter, decode_footer, decode_trailer
+from oxen.formats.ids import hash_bytes
+from oxen.formats.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
+from oxen.objects import pack_writer
+from oxen.objects.pack_writer import PackWriter
 
 
 def test_pack_round_trip(tmp_path) -> None:
@@ -49,7 +50,7 @@ def _read_back(sealed) -> list[bytes]:
 def test_pack_larger_than_the_staging_buffer(tmp_path, direct) -> None:
     rng = random.Random(1)
     blobs = [rng.randbytes(rng.randrange(1, 200_000)) for _ in range(120)]
-    blobs.append(rng.randbytes(packs.STAGE_SIZE + 12_345))  # one blob spanning two stages
+    blobs.append(rng.randbytes(pack_writer.STAGE_SIZE + 12_345))  # one blob spanning two stages
     writer = PackWriter(tmp_path, direct=direct)
     writer.add_many([(hash_bytes(b), Kind.CHUNK, memoryview(b)) for b in blobs])
     sealed = writer.finish()
@@ -67,7 +68,7 @@ def test_direct_writes_fall_back_when_the_filesystem_refuses(tmp_path, monkeypat
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
-    blobs = [os.urandom(packs.STAGE_SIZE // 3) for _ in range(5)]
+    blobs = [os.urandom(pack_writer.STAGE_SIZE // 3) for _ in range(5)]
     writer = PackWriter(tmp_path, direct=True)
     writer.add_many([(hash_bytes(b), Kind.CHUNK, b) for b in blobs])
     sealed = writer.finish()

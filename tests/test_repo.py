@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oxen.errors import DirtyWorkingTree, NothingToCommit, PathError, RefError
-from oxen.packs import Kind
+from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from tests.conftest import write
 
@@ -270,9 +270,9 @@ async def test_info_reports_last_change(repo: AsyncRepo, workdir: Path) -> None:
     await repo.add(["."])
     await repo.commit("two")
     info = await repo.info("data/train.csv")
-    assert info["last_commit"] == c1.hex()
-    assert info["data_type"] == "tabular" and info["mime_type"] == "text/csv"
-    assert info["extension"] == "csv" and info["size"] == 8
+    assert info.last_commit == c1.hex()
+    assert info.data_type == "tabular" and info.mime_type == "text/csv"
+    assert info.extension == "csv" and info.size == 8
     with pytest.raises(PathError):
         await repo.info("nope")
 

@@ -9,7 +9,7 @@ import pytest
 
 from oxen.errors import AlreadyExists, InvalidInput, NonFastForward, NotFound, RefConflict
 from oxen.repo import AsyncRepo
-from oxen.serving import RepoRegistry
+from oxen.serving.registry import RepoRegistry
 from oxen.storage.local import LocalStore
 from oxen.sync.push import push, send_objects
 from tests.conftest import write

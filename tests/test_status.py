@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import oxen.status as status_mod
+import oxen.worktree.status as status_mod
 from oxen.repo import AsyncRepo
-from oxen.status import compute_status
-from oxen.status_index import SELECT_TOKEN, SNAPSHOT_NAME
+from oxen.worktree.status import compute_status
+from oxen.worktree.status_index import SELECT_TOKEN, SNAPSHOT_NAME
 from tests.conftest import write
 
 

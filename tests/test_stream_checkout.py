@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from oxen import chunklists
-from oxen.db import FileRow
+from oxen.db.rows import FileRow
 from oxen.errors import PathError
-from oxen.nodes import EXEC_MODE
+from oxen.formats.nodes import EXEC_MODE
+from oxen.objects import chunklists
 from oxen.repo import AsyncRepo
-from oxen.stream_checkout import StreamingCheckout
+from oxen.worktree.stream_checkout import StreamingCheckout
 from tests.conftest import write
 
 

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from oxen.db import FileRow
+from oxen.db.rows import FileRow
 from oxen.errors import PathError
-from oxen.ids import hash_bytes
-from oxen.nodes import DirNode, VNode, decode_node
+from oxen.formats.ids import hash_bytes
+from oxen.formats.nodes import DirNode, VNode, decode_node
 from oxen.repo import AsyncRepo
-from oxen.tree import Trees
+from oxen.trees.tree import Trees
 
 
 def row(path: str, content: str) -> FileRow:

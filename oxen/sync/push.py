@@ -4,6 +4,7 @@ Negotiation walks from the commit down, asking the remote in batches which ids i
 and descending only into those.  All chunks go first (several packs in flight), then the
 nodes, deepest level first and commits last, one pack at a time, so a node the remote has
 always has its whole subtree there too: an interrupted push, re-run, sends only the rest.
+Every object sent is looked up in the local index once.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from oxen.errors import NonFastForward, RefError
+from oxen.core.repository import Repository
+from oxen.db.rows import Location
+from oxen.errors import NonFastForward, NotFound, RefError
 from oxen.faults import crash_point
-from oxen.nodes import ChunkIndex, ChunkList, CommitNode, DirEntry, DirNode, VNode
 from oxen.progress import Progress, ProgressFactory, null_progress
-from oxen.reachability import is_ancestor
-from oxen.repo import AsyncRepo
 from oxen.sync.protocol import PACK_TARGET, Remote
-
-HEADS = "refs/heads/"
+from oxen.trees.history import is_ancestor
+from oxen.trees.walk import Follow, walk_levels
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,20 @@ class PushResult:
 
 
 async def push(
-    repo: AsyncRepo,
+    repo: Repository,
     remote: Remote,
     remote_name: str,
     branch: str,
     jobs: int = 4,
     progress: ProgressFactory = null_progress,
 ) -> PushResult:
-    tip = await repo.db.get_ref(HEADS + branch)
+    tip = await repo.refs.get(branch)
     if tip is None:
         raise RefError(f"no local branch {branch} (commit something first)")
     remote_tip = (await remote.refs()).get(branch)
     sent_before = remote.bytes_sent
     if remote_tip == tip:
-        await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
+        await repo.refs.set_remote(remote_name, branch, tip)
         return PushResult(branch, tip, tip, 0, 0, 0, 0, 0)
     if remote_tip is not None and (
         not await repo.db.locate([remote_tip])
@@ -66,7 +66,7 @@ async def push(
         )
     sent = await send_objects(repo, remote, tip, jobs, progress)
     await remote.update_ref(branch, remote_tip, tip)
-    await repo.db.force_ref(f"refs/remotes/{remote_name}/{branch}", tip)
+    await repo.refs.set_remote(remote_name, branch, tip)
     return PushResult(
         branch,
         remote_tip,
@@ -79,6 +79,15 @@ async def push(
     )
 
 
+async def delete_remote_branch(repo: Repository, remote: Remote, branch: str) -> bytes:
+    """Delete ``branch`` on the remote (compare-and-swap on what it holds now)."""
+    old = (await remote.refs()).get(branch)
+    if old is None:
+        raise NotFound(f"the remote has no branch {branch}")
+    await remote.delete_ref(branch, old)
+    return old
+
+
 @dataclass(frozen=True)
 class Sent:
     commits: int
@@ -88,7 +97,7 @@ class Sent:
 
 
 async def send_objects(
-    repo: AsyncRepo,
+    repo: Repository,
     remote: Remote,
     tip: bytes,
     jobs: int = 4,
@@ -100,74 +109,56 @@ async def send_objects(
     # Chunks go in parallel; nodes (a small share of the bytes) one pack at a time, deepest
     # level first and commits last, so the remote never holds a node without its subtree.
     nodes_in_order = [oid for level in reversed(levels) for oid in level] + commits
-    sizes = await repo.db.locate([*chunks, *nodes_in_order])
-    bar = progress("pushing", sum(loc.length for loc in sizes.values()), "B")
+    locations = await repo.db.locate([*chunks, *nodes_in_order])
+    bar = progress("pushing", sum(loc.length for loc in locations.values()), "B")
     try:
-        packs = await _send(repo, remote, chunks, jobs, bar)
-        packs += await _send(repo, remote, nodes_in_order, 1, bar)
+        packs = await _send(repo, remote, chunks, locations, jobs, bar)
+        packs += await _send(repo, remote, nodes_in_order, locations, 1, bar)
     finally:
         bar.close()
     return Sent(len(commits), sum(len(level) for level in levels), len(chunks), packs)
 
 
-async def _missing_commits(repo: AsyncRepo, remote: Remote, tip: bytes) -> list[bytes]:
+async def _lacking(remote: Remote, level: list[bytes]) -> list[bytes]:
+    absent = await remote.missing(level)
+    return [oid for oid in level if oid in absent]
+
+
+async def _missing_commits(repo: Repository, remote: Remote, tip: bytes) -> list[bytes]:
     out: list[bytes] = []
-    seen: set[bytes] = set()
-    level = [tip]
-    while level:
-        lacking = await remote.missing(level)
-        nxt: list[bytes] = []
-        for cid in level:
-            if cid in lacking and cid not in seen:
-                seen.add(cid)
-                out.append(cid)
-                nxt.extend((await repo.read_commit(cid)).parents)
-        level = [c for c in dict.fromkeys(nxt) if c not in seen]
+    select = lambda level: _lacking(remote, level)  # noqa: E731
+    async for level in walk_levels(repo.objects, [tip], Follow.PARENTS, select=select):
+        out.extend(level.ids)
     return out
 
 
 async def _missing_objects(
-    repo: AsyncRepo, remote: Remote, commits: list[bytes]
+    repo: Repository, remote: Remote, commits: list[bytes]
 ) -> tuple[list[list[bytes]], list[bytes]]:
     """Node ids the remote lacks, by tree level, and the chunk ids it lacks."""
     levels: list[list[bytes]] = []
     chunk_candidates: set[bytes] = set()
-    seen: set[bytes] = set()
-    level = list(dict.fromkeys([(await repo.read_commit(c)).tree for c in commits]))
-    while level:
-        absent = await remote.missing(level)
-        lacking = [oid for oid in level if oid in absent]
-        seen.update(level)
-        levels.append(lacking)
-        nodes = await repo.objects.read_nodes(lacking)
-        nxt: set[bytes] = set()
-        for node in nodes.values():
-            if isinstance(node, DirNode):
-                nxt.update(node.vnodes)
-            elif isinstance(node, VNode):
-                for e in node.entries:
-                    if isinstance(e, DirEntry):
-                        nxt.add(e.id)
-                    elif e.chunks is not None:
-                        nxt.add(e.chunks)
-                    else:
-                        chunk_candidates.add(e.id)
-            elif isinstance(node, ChunkList):
-                chunk_candidates.update(node.ids)
-            elif isinstance(node, ChunkIndex):
-                nxt.update(node.lists)
-            elif isinstance(node, CommitNode):  # pragma: no cover - trees hold no commits
-                pass
-        level = [oid for oid in nxt if oid not in seen]
+    trees = [(await repo.read_commit(c)).tree for c in commits]
+    select = lambda level: _lacking(remote, level)  # noqa: E731
+    follow = Follow.TREES | Follow.CHUNK_LISTS
+    async for level in walk_levels(repo.objects, trees, follow, select=select):
+        levels.append(level.ids)
+        chunk_candidates |= level.chunks
     chunks = sorted(await remote.missing(sorted(chunk_candidates))) if chunk_candidates else []
     return [lvl for lvl in levels if lvl], chunks
 
 
-async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, bar: Progress) -> int:
+async def _send(
+    repo: Repository,
+    remote: Remote,
+    ids: list[bytes],
+    locations: dict[bytes, Location],
+    jobs: int,
+    bar: Progress,
+) -> int:
     """Pack ``ids`` into ~16 MiB packs and upload them, ``jobs`` at a time."""
     if not ids:
         return 0
-    locations = await repo.db.locate(ids)
     groups: list[list[bytes]] = [[]]
     size = 0
     for oid in ids:
@@ -177,13 +168,13 @@ async def _send(repo: AsyncRepo, remote: Remote, ids: list[bytes], jobs: int, ba
         groups[-1].append(oid)
         size += locations[oid].length if oid in locations else 0
     limit = asyncio.Semaphore(jobs)
-    tmp = repo.oxen_dir / "tmp"
+    tmp = repo.objects.tmp_dir
 
     async def one(group: list[bytes]) -> None:
         async with limit:
             path = tmp / f"push-{os.getpid()}-{uuid.uuid4().hex}.pack"
             try:
-                await repo.objects.write_pack_of(group, path)
+                await repo.objects.write_pack_of(group, path, locations)
                 await remote.upload_pack(path)
                 crash_point("push-pack-sent")
                 bar.update(sum(locations[o].length for o in group if o in locations))

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import oxen.objects as objects_mod
+import oxen.objects.pack_index as pack_index_mod
 from oxen.errors import InvalidInput
-from oxen.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
+from oxen.formats.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
 from oxen.repo import AsyncRepo
-from oxen.status import compute_status
-from oxen.sync.fetch import clone, pull
+from oxen.sync.clone import clone
+from oxen.sync.fetch import pull
+from oxen.worktree.status import compute_status
 from tests.conftest import write
 
 
@@ -116,7 +117,7 @@ async def test_interrupted_pull_leaves_the_tree_as_it_was(
 ) -> None:
     """Dropped after the history came; or a data pack whose last chunk is bad, so the
     chunks before it were already written to temporary files (one chunk per batch)."""
-    monkeypatch.setattr(objects_mod, "CALLBACK_BATCH", 1)
+    monkeypatch.setattr(pack_index_mod, "CALLBACK_BATCH", 1)
     src, dst = source_and_clone
     before = tree_of(dst.root)
     head_before = await dst.head()

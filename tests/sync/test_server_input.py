@@ -10,10 +10,11 @@ import msgpack
 import pytest
 
 from oxen.errors import InvalidInput
-from oxen.ids import hash_bytes
-from oxen.nodes import CommitNode, DirNode, FileEntry, VNode, encode_node, encode_with_id
-from oxen.packs import Kind, PackWriter
-from oxen.sync.fetch import clone
+from oxen.formats.ids import hash_bytes
+from oxen.formats.nodes import CommitNode, DirNode, FileEntry, VNode, encode_node, encode_with_id
+from oxen.formats.packs import Kind
+from oxen.objects.pack_writer import PackWriter
+from oxen.sync.clone import clone
 from tests.sync.conftest import Server
 
 

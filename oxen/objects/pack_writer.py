@@ -1,12 +1,6 @@
-"""Pack files: many blobs (chunks and nodes) in one immutable object, index at the end.
-
-Layout (restic-style, so a pack can be streamed out and its index rebuilt from it alone)::
-
-    blob 0 | blob 1 | ... | trailer (msgpack) | u32 trailer length (LE) | b"OXNPACK1"
-
-The trailer is ``[version, [[id(16 bytes), kind, offset, length], ...]]``.  A pack is
-named by the xxh3-128 of its trailer, which lists the content ids of everything in it.
-"""
+"""Writing packs: blobs appended to a temporary file through page-aligned staging buffers,
+written behind on a thread (with O_DIRECT where the filesystem allows it), sealed with
+the trailer that :mod:`oxen.formats.packs` defines."""
 
 from __future__ import annotations
 
@@ -15,53 +9,22 @@ import errno
 import fcntl
 import mmap
 import os
-import struct
 import threading
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import NamedTuple
 
-import msgpack
-
-from oxen.errors import CorruptObject
-from oxen.ids import hash_bytes
-
-MAGIC = b"OXNPACK1"
-FOOTER = struct.Struct("<I")
-FOOTER_LEN = FOOTER.size + len(MAGIC)
-PACK_VERSION = 1
-
-
-class Kind(IntEnum):
-    CHUNK = 0
-    NODE = 1
-
-
-class PackEntry(NamedTuple):
-    """One blob of a pack (a named tuple: packs of small files hold tens of thousands,
-    and a frozen dataclass costs several times as much to build)."""
-
-    id: bytes
-    kind: Kind
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class SealedPack:
-    id: bytes
-    path: Path
-    entries: list[PackEntry]
-    size: int
-
-
-def pack_key(pack_id: bytes) -> str:
-    hex_id = pack_id.hex()
-    return f"packs/{hex_id[:2]}/{hex_id}.pack"
+from oxen.formats.ids import hash_bytes
+from oxen.formats.packs import (
+    FOOTER,
+    FOOTER_LEN,
+    MAGIC,
+    Kind,
+    PackEntry,
+    SealedPack,
+    encode_trailer,
+)
 
 
 class PackWriter:
@@ -232,33 +195,3 @@ def _write_all(fd: int, view: memoryview) -> None:
     done = 0
     while done < len(view):
         done += os.write(fd, view[done:])
-
-
-def encode_trailer(entries: list[PackEntry]) -> bytes:
-    rows = [[e.id, int(e.kind), e.offset, e.length] for e in entries]
-    return msgpack.packb([PACK_VERSION, rows], use_bin_type=True)
-
-
-def decode_footer(tail: bytes) -> int:
-    """The trailer length from the last ``FOOTER_LEN`` bytes of a pack."""
-    if len(tail) != FOOTER_LEN or tail[-len(MAGIC) :] != MAGIC:
-        raise CorruptObject("not a pack (bad magic)")
-    return FOOTER.unpack(tail[: FOOTER.size])[0]
-
-
-def decode_trailer(trailer: bytes, data_size: int | None = None) -> list[PackEntry]:
-    try:
-        version, rows = msgpack.unpackb(trailer, raw=False)
-        if version != PACK_VERSION:
-            raise CorruptObject(f"unsupported pack version {version}")
-        entries = [PackEntry(bytes(r[0]), Kind(r[1]), int(r[2]), int(r[3])) for r in rows]
-    except CorruptObject:
-        raise
-    except Exception as e:  # msgpack raises many types on garbage
-        raise CorruptObject(f"unreadable pack trailer: {e}") from None
-    for e in entries:
-        if len(e.id) != 16 or e.offset < 0 or e.length < 0:
-            raise CorruptObject("pack trailer has an invalid entry")
-        if data_size is not None and e.offset + e.length > data_size:
-            raise CorruptObject("pack trailer points past the pack's data")
-    return entries

@@ -10,32 +10,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-from oxen.db import Location, RepoDB
-from oxen.errors import CorruptObject, InvalidInput, MissingObject
+from oxen.db.repo_db import RepoDB
+from oxen.db.rows import Location
+from oxen.errors import CorruptObject, MissingObject
 from oxen.faults import crash_point
-from oxen.ids import hash_bytes
-from oxen.nodes import Node, decode_node, encode_with_id
-from oxen.packs import (
-    FOOTER_LEN,
-    Kind,
-    PackWriter,
-    SealedPack,
-    decode_footer,
-    decode_trailer,
-    pack_key,
-)
+from oxen.formats.ids import hash_bytes
+from oxen.formats.nodes import Node, decode_node, encode_with_id
+from oxen.formats.packs import Kind, SealedPack, pack_key
+from oxen.objects.pack_index import ChunksCallback, verify_pack_file
+from oxen.objects.pack_writer import PackWriter
 from oxen.storage import ByteRange, Store
 
-MAX_GAP = 256 * 1024  # merge ranged reads whose gap is smaller than this
-MAX_RANGE = 16 * 1024 * 1024
+READ_BATCH = 16 * 1024 * 1024  # bytes of objects read per batch when copying them out
 READ_CONCURRENCY = 8
-
-# receives verified data chunks (id -> bytes), a few MiB at a time, in a worker thread
-ChunksCallback = Callable[[dict[bytes, bytes]], None]
-CALLBACK_BATCH = 16 * 1024 * 1024
 
 
 class ObjectStore:
@@ -67,10 +57,17 @@ class ObjectStore:
         return [oid for oid, _ in encoded]
 
     # -- reads -----------------------------------------------------------------------
-    async def read_blobs(self, ids: Iterable[bytes]) -> dict[bytes, bytes]:
-        """Bytes of every id, verified against it; raises MissingObject / CorruptObject."""
+    async def read_blobs(
+        self, ids: Iterable[bytes], known: dict[bytes, Location] | None = None
+    ) -> dict[bytes, bytes]:
+        """Bytes of every id, verified against it; raises MissingObject / CorruptObject.
+
+        ``known``: locations the caller has looked up already (not asked again)."""
         wanted = set(ids)
-        locations = await self.db.locate(wanted)
+        if known is not None and wanted <= known.keys():
+            locations = {oid: known[oid] for oid in wanted}
+        else:
+            locations = await self.db.locate(wanted)
         if len(locations) != len(wanted):
             absent = next(iter(wanted - locations.keys()))
             raise MissingObject(f"object {absent.hex()} is not in this repository's store")
@@ -90,31 +87,16 @@ class ObjectStore:
     async def _read_from_pack(
         self, pack: bytes, items: list[tuple[bytes, Location]]
     ) -> dict[bytes, bytes]:
-        items.sort(key=lambda it: it[1].offset)
-        ranges: list[ByteRange] = []
-        members: list[list[tuple[bytes, Location]]] = []
-        for oid, loc in items:
-            if ranges:
-                last = ranges[-1]
-                gap = loc.offset - last.end
-                if 0 <= gap <= MAX_GAP and loc.offset + loc.length - last.start <= MAX_RANGE:
-                    ranges[-1] = ByteRange(last.start, loc.offset + loc.length - last.start)
-                    members[-1].append((oid, loc))
-                    continue
-            ranges.append(ByteRange(loc.offset, loc.length))
-            members.append([(oid, loc)])
-        key = pack_key(pack)
-        datas = await self.store.get_ranges(key, ranges)
+        """Read and verify objects of one pack (the store merges nearby ranges)."""
+        ranges = [ByteRange(loc.offset, loc.length) for _, loc in items]
+        datas = await self.store.get_ranges(pack_key(pack), ranges)
         if datas is None:
             raise MissingObject(f"pack {pack.hex()} is missing from the store")
         out: dict[bytes, bytes] = {}
-        for rng, data, group in zip(ranges, datas, members, strict=True):
-            view = memoryview(data)
-            for oid, loc in group:
-                blob = view[loc.offset - rng.start : loc.offset - rng.start + loc.length]
-                if len(blob) != loc.length or hash_bytes(blob) != oid:
-                    raise CorruptObject(f"object {oid.hex()} in pack {pack.hex()} is corrupt")
-                out[oid] = bytes(blob) if len(group) > 1 else data
+        for (oid, loc), blob in zip(items, datas, strict=True):
+            if len(blob) != loc.length or hash_bytes(blob) != oid:
+                raise CorruptObject(f"object {oid.hex()} in pack {pack.hex()} is corrupt")
+            out[oid] = blob
         return out
 
     async def add_verified_pack(
@@ -130,9 +112,12 @@ class ObjectStore:
         await self.db.add_pack(pack.id, pack.size, pack.entries)
         return pack
 
-    async def write_pack_of(self, ids: list[bytes], path: Path) -> int:
-        """Write the objects ``ids`` into a new pack file at ``path`` (for sending); returns bytes."""
-        locations = await self.db.locate(ids)
+    async def write_pack_of(
+        self, ids: list[bytes], path: Path, known: dict[bytes, Location] | None = None
+    ) -> int:
+        """Write the objects ``ids`` into a new pack file at ``path`` (for sending); returns
+        bytes.  ``known``: their locations, when the caller has looked them up already."""
+        locations = known if known is not None else await self.db.locate(ids)
         writer = PackWriter(path.parent)
         try:
             batch: list[bytes] = []
@@ -143,8 +128,8 @@ class ObjectStore:
                     raise MissingObject(f"object {oid.hex()} is not stored here")
                 batch.append(oid)
                 batch_bytes += loc.length
-                if batch_bytes >= MAX_RANGE or oid == ids[-1]:
-                    blobs = await self.read_blobs(batch)
+                if batch_bytes >= READ_BATCH or oid == ids[-1]:
+                    blobs = await self.read_blobs(batch, locations)
                     await asyncio.to_thread(
                         writer.add_many, [(o, Kind(locations[o].kind), blobs[o]) for o in batch]
                     )
@@ -169,56 +154,6 @@ class ObjectStore:
 
     async def read_node(self, oid: bytes) -> Node:
         return (await self.read_nodes([oid]))[oid]
-
-
-def verify_pack_file(
-    path: Path, max_size: int, on_chunks: ChunksCallback | None = None
-) -> SealedPack:
-    """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
-
-    Blocking (runs in a worker thread); raises InvalidInput naming the first problem.
-    """
-    size = path.stat().st_size
-    if size > max_size:
-        raise InvalidInput(f"pack of {size} bytes exceeds the limit of {max_size}")
-    try:
-        with open(path, "rb") as f:
-            if size < FOOTER_LEN:
-                raise CorruptObject("too short to be a pack")
-            f.seek(size - FOOTER_LEN)
-            trailer_len = decode_footer(f.read(FOOTER_LEN))
-            data_size = size - FOOTER_LEN - trailer_len
-            if data_size < 0:
-                raise CorruptObject("bad trailer length")
-            f.seek(data_size)
-            trailer = f.read(trailer_len)
-            entries = decode_trailer(trailer, data_size)
-            f.seek(0)
-            offset = 0
-            verified: dict[bytes, bytes] = {}
-            batched = 0
-            for e in sorted(entries, key=lambda e: e.offset):
-                if e.offset != offset:
-                    raise CorruptObject("blobs are not contiguous")
-                blob = f.read(e.length)
-                offset += e.length
-                if hash_bytes(blob) != e.id:
-                    raise CorruptObject(f"object {e.id.hex()} does not match its id")
-                if e.kind == Kind.NODE:
-                    decode_node(blob)
-                elif on_chunks is not None:
-                    verified[e.id] = blob
-                    batched += len(blob)
-                    if batched >= CALLBACK_BATCH:
-                        on_chunks(verified)
-                        verified, batched = {}, 0
-            if offset != data_size:
-                raise CorruptObject("pack data and index disagree")
-            if verified and on_chunks is not None:
-                on_chunks(verified)
-    except CorruptObject as e:
-        raise InvalidInput(f"rejected pack: {e}") from None
-    return SealedPack(hash_bytes(trailer), path, entries, size)
 
 
 class PackSink:

@@ -9,10 +9,11 @@ keep their ids, so unchanged data is never re-read or re-written.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import NamedTuple
 
-from oxen.db import FileRow
+from oxen.db.rows import FileRow
 from oxen.errors import CorruptObject, PathError
-from oxen.nodes import (
+from oxen.formats.nodes import (
     DirEntry,
     DirNode,
     Entry,
@@ -23,10 +24,16 @@ from oxen.nodes import (
     bucket_of,
     encode_with_id,
 )
-from oxen.objects import ObjectStore
+from oxen.objects.object_store import ObjectStore
 
 EMPTY_DIR = DirNode((), 0, 0, 0)
-Change = tuple[FileRow | None, FileRow | None]  # (old, new)
+
+
+class Change(NamedTuple):
+    """How one path differs between two trees (None: absent on that side)."""
+
+    old: FileRow | None
+    new: FileRow | None
 
 
 def file_row(path: str, e: FileEntry) -> FileRow:
@@ -117,7 +124,7 @@ class Trees:
         if a is None or b is None:
             side = await self.flatten(a or b, prefix)  # type: ignore[arg-type]
             for path, row in side.items():
-                out[path] = (row, None) if b is None else (None, row)
+                out[path] = Change(row, None) if b is None else Change(None, row)
             return out
         na, nb = await self.dir_node(a), await self.dir_node(b)
         if len(na.vnodes) == len(nb.vnodes):
@@ -152,7 +159,7 @@ class Trees:
                 old = file_row(path, x) if x is not None else None
                 new = file_row(path, y) if y is not None else None
                 if old != new and (old or new):
-                    out[path] = (old, new)
+                    out[path] = Change(old, new)
         return out
 
     # -- building ----------------------------------------------------------------------

@@ -6,50 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
-from oxen.packs import Kind, PackEntry
-from oxen.schema import DB_NAME, PRAGMAS, SCHEMA, UPSERT_STAT
+from oxen.db.rows import ConflictRow, FileRow, Location, StatRow
+from oxen.db.schema import DB_NAME, PRAGMAS, SCHEMA, UPSERT_STAT
+from oxen.formats.packs import Kind, PackEntry
 
 BATCH = 5000  # ids per IN (...) query
 T = TypeVar("T")
-
-
-class Location(NamedTuple):
-    pack: bytes
-    offset: int
-    length: int
-    kind: int
-
-
-class FileRow(NamedTuple):
-    """A file of a tree (HEAD's or the staging area's). ``id`` None means staged removal."""
-
-    path: str
-    id: bytes | None
-    size: int
-    chunks: bytes | None
-    mode: int
-
-
-class StatRow(NamedTuple):
-    path: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    id: bytes
-    racy: int
-
-
-class ConflictRow(NamedTuple):
-    path: str
-    base: bytes | None
-    ours: bytes | None
-    theirs: bytes | None
-    theirs_path: str | None
 
 
 def batched(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:

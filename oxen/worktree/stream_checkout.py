@@ -22,12 +22,12 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from oxen.db import FileRow
+from oxen.db.rows import FileRow
 from oxen.errors import CorruptObject, PathError
-from oxen.materialize import WINDOW_BYTES
-from oxen.nodes import EXEC_MODE
-from oxen.objects import ObjectStore
-from oxen.worktree import FileStat, check_repo_path, safe_target
+from oxen.formats.nodes import EXEC_MODE
+from oxen.objects.object_store import ObjectStore
+from oxen.worktree.materialize import WINDOW_BYTES
+from oxen.worktree.paths import FileStat, Written, check_repo_path, safe_target
 
 FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -148,7 +148,7 @@ class StreamingCheckout:
             except (OSError, PathError):
                 pass
 
-    async def finish(self, objects: ObjectStore) -> list[tuple[str, FileStat, bytes]]:
+    async def finish(self, objects: ObjectStore) -> list[Written]:
         """Write the chunks that did not arrive (we had them already: the unchanged parts
         of a changed file, say) from the store, install the files, and return (path,
         stat, id) of every file, for the stat cache."""
@@ -171,7 +171,7 @@ class StreamingCheckout:
         if missing:
             raise CorruptObject(f"{missing[0]}: its chunks do not add up to its size")
         return [
-            (row.path, st, row.id)
+            Written(row.path, st, row.id)
             for row, st in zip(self.rows, self._stats, strict=True)
             if st is not None and row.id is not None
         ]

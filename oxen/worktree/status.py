@@ -17,12 +17,12 @@ import os
 from collections.abc import Callable
 from stat import S_ISREG
 
-from oxen.ids import hash_file
-from oxen.ignore import Ignore
-from oxen.listings import Listings
-from oxen.schema import connect_sync
-from oxen.status_index import load_index, save_stats
-from oxen.worktree import OXEN_DIR, fs_clock, is_under, iter_file_names
+from oxen.db.schema import connect_sync
+from oxen.formats.ids import hash_file
+from oxen.worktree.ignore import Ignore
+from oxen.worktree.listings import Listings
+from oxen.worktree.paths import OXEN_DIR, fs_clock, is_under, iter_file_names
+from oxen.worktree.status_index import load_index, save_stats
 
 PARALLEL_MIN = 5000  # files; below this a second process costs more than it saves
 

@@ -19,7 +19,7 @@ import sqlite3
 
 import msgpack
 
-from oxen.schema import SELECT_STAGED_WITH_STAT, SELECT_TRACKED_WITH_STAT, UPSERT_STAT
+from oxen.db.schema import SELECT_STAGED_WITH_STAT, SELECT_TRACKED_WITH_STAT, UPSERT_STAT
 
 SNAPSHOT_NAME = "status-index"
 SNAPSHOT_FORMAT = 1

@@ -19,7 +19,7 @@ import msgpack
 import xxhash
 
 from oxen.errors import CorruptObject
-from oxen.ids import hash_bytes
+from oxen.formats.ids import hash_bytes
 
 FILE_MODE = 0o644
 EXEC_MODE = 0o755

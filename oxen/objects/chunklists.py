@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from oxen.errors import CorruptObject
-from oxen.nodes import ChunkIndex, ChunkList, encode_with_id
-from oxen.objects import ObjectStore
+from oxen.formats.nodes import ChunkIndex, ChunkList, encode_with_id
+from oxen.objects.object_store import ObjectStore
 
 GROUP_TARGET = 1024
 GROUP_MAX = 4 * GROUP_TARGET

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from oxen import chunklists
-from oxen.chunking import Block, Chunk, Chunker
-from oxen.ids import hash_bytes
-from oxen.objects import ObjectStore, PackSink
-from oxen.packs import Kind
+from oxen.formats.ids import hash_bytes
+from oxen.formats.packs import Kind
+from oxen.objects import chunklists
+from oxen.objects.object_store import ObjectStore, PackSink
 from oxen.progress import Progress
-from oxen.worktree import FileStat
+from oxen.worktree.chunking import Block, Chunk, Chunker
+from oxen.worktree.paths import FileStat
 
 LARGE_FILE = 16 * 1024 * 1024
 BATCH_FILES = 512

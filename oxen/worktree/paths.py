@@ -12,8 +12,8 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 
 from oxen.errors import NotARepository, PathError
-from oxen.ignore import Ignore
-from oxen.listings import Listings
+from oxen.worktree.ignore import Ignore
+from oxen.worktree.listings import Listings
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~10 ms on every `status`
 if TYPE_CHECKING:
@@ -35,6 +35,13 @@ class FileStat(namedtuple("FileStat", "size mtime_ns ctime_ns ino mode")):
     @property
     def executable(self) -> bool:
         return bool(self.mode & 0o111)
+
+
+class Written(namedtuple("Written", "path stat id")):
+    """A file just written into the working tree with a known id: (path, FileStat, id),
+    what the stat cache remembers so that ``status`` need not hash it."""
+
+    __slots__ = ()
 
 
 def find_root(start: str | Path | None = None) -> Path:

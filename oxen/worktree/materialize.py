@@ -12,12 +12,13 @@ import os
 import uuid
 from pathlib import Path
 
-from oxen import chunklists
-from oxen.db import FileRow, RepoDB
-from oxen.nodes import EXEC_MODE
-from oxen.objects import ObjectStore
+from oxen.db.repo_db import RepoDB
+from oxen.db.rows import FileRow
+from oxen.formats.nodes import EXEC_MODE
+from oxen.objects import chunklists
+from oxen.objects.object_store import ObjectStore
 from oxen.progress import Progress
-from oxen.worktree import FileStat, safe_target
+from oxen.worktree.paths import FileStat, Written, safe_target
 
 WINDOW_BYTES = 64 * 1024 * 1024
 
@@ -43,9 +44,9 @@ class Materializer:
                     out[fid] = expanded[lid][0]
         return out
 
-    async def write(self, rows: list[FileRow]) -> list[tuple[str, FileStat, bytes]]:
+    async def write(self, rows: list[FileRow]) -> list[Written]:
         """Write every row's file; returns (path, stat after writing, id) for the stat cache."""
-        written: list[tuple[str, FileStat, bytes]] = []
+        written: list[Written] = []
         lists = await self.chunk_ids(rows)
         batch: list[FileRow] = []
         batch_bytes = 0
@@ -64,21 +65,21 @@ class Materializer:
 
     async def _write_batch(
         self, rows: list[FileRow], lists: dict[bytes, list[bytes]]
-    ) -> list[tuple[str, FileStat, bytes]]:
+    ) -> list[Written]:
         blobs = await self.objects.read_blobs({c for r in rows for c in lists[r.id]})  # type: ignore[index]
 
-        def write_all() -> list[tuple[str, FileStat, bytes]]:
+        def write_all() -> list[Written]:
             out = []
             for r in rows:
                 parts = [blobs[c] for c in lists[r.id]]  # type: ignore[index]
-                out.append((r.path, self._write_file(r, parts), r.id))  # type: ignore[arg-type]
+                out.append(Written(r.path, self._write_file(r, parts), r.id))
             return out
 
         result = await asyncio.to_thread(write_all)
         self.progress.update(sum(r.size for r in rows))
         return result
 
-    async def _write_large(self, row: FileRow, ids: list[bytes]) -> tuple[str, FileStat, bytes]:
+    async def _write_large(self, row: FileRow, ids: list[bytes]) -> Written:
         target = safe_target(self.root, row.path)
         await asyncio.to_thread(_prepare_parent, self.root, target)
         tmp = target.with_name(f".{target.name}.oxen-{uuid.uuid4().hex[:12]}.tmp")
@@ -101,7 +102,7 @@ class Materializer:
             f.close()
             tmp.unlink(missing_ok=True)
             raise
-        return row.path, st, row.id  # type: ignore[return-value]
+        return Written(row.path, st, row.id)
 
     def _write_file(self, row: FileRow, parts: list[bytes]) -> FileStat:
         target = safe_target(self.root, row.path)

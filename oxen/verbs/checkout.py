@@ -1,0 +1,163 @@
+"""checkout, and the one step every change of the working tree between trees goes through.
+
+:func:`apply_tree_change` is used by checkout, merge, the fast-forward pull and clone
+alike: refuse (changing nothing) if a path it would touch holds uncommitted work, write
+and delete the files, then record the result in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+from oxen.core.refs import Head
+from oxen.core.repository import Repository
+from oxen.db.rows import FileRow
+from oxen.errors import DirtyWorkingTree, OxenError, RefError
+from oxen.formats.ids import hash_file
+from oxen.progress import ProgressFactory, null_progress
+from oxen.trees.tree import Change
+from oxen.worktree.materialize import Materializer, remove_files
+from oxen.worktree.paths import Written
+from oxen.worktree.status import compute_status
+
+# Writes the given files into the working tree as their data arrives (clone, pull).
+StreamWrite = Callable[[list[FileRow]], Awaitable[list[Written]]]
+
+
+class Record(Enum):
+    """Where a tree change is recorded."""
+
+    HEAD = "head"  # HEAD's file table: the working tree now holds another commit
+    STAGE = "stage"  # the staging area: the change is to be committed (a merge)
+
+
+async def apply_tree_change(
+    repo: Repository,
+    changes: dict[str, Change],
+    progress: ProgressFactory = null_progress,
+    *,
+    force: bool = False,
+    record: Record = Record.HEAD,
+    stream: StreamWrite | None = None,
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> list[Written]:
+    """Make the working tree hold each change's new side, and record it.
+
+    Unless ``force``, nothing changes if a touched path has uncommitted changes or an
+    untracked file stands in the way.  Files come from the local store, or from
+    ``stream`` (which fetches as it writes; removals then wait until it is done).
+    ``then`` runs inside the recording transaction (moving refs, merge state)."""
+    if not force:
+        await refuse_overwrites(repo, changes)
+    writes = [c.new for c in changes.values() if c.new is not None]
+    deletes = [p for p, c in changes.items() if c.new is None]
+    if stream is None:
+        await asyncio.to_thread(remove_files, repo.root, deletes)
+        written = await write_files(repo, writes, progress)
+    else:
+        written = await stream(writes)
+        await asyncio.to_thread(remove_files, repo.root, deletes)
+    async with repo.db.transaction():
+        if record is Record.HEAD:
+            await repo.db.update_head_files(writes, deletes)
+            await repo.db.unstage(list(await repo.db.staged(list(changes))))
+        else:
+            await repo.db.stage([*writes, *(FileRow(p, None, 0, None, 0) for p in deletes)])
+        await repo.db.delete_stats(deletes)
+        await repo.remember_stats(written)
+        if then is not None:
+            await then()
+    return written
+
+
+async def write_files(
+    repo: Repository, rows: list[FileRow], progress: ProgressFactory = null_progress
+) -> list[Written]:
+    """Write files from the local store (each through a temporary file and a rename)."""
+    bar = progress("writing", sum(r.size for r in rows), "B")
+    try:
+        return await Materializer(repo.root, repo.objects, repo.db, bar).write(rows)
+    finally:
+        bar.close()
+
+
+async def refuse_overwrites(repo: Repository, changes: dict[str, Change]) -> None:
+    """DirtyWorkingTree, naming the paths, if applying ``changes`` would lose work."""
+    status = await asyncio.to_thread(compute_status, repo.root, "")
+    touched = set(changes)
+    blocked = sorted(
+        touched
+        & (
+            set(status.modified)
+            | set(status.staged_added)
+            | set(status.staged_modified)
+            | set(status.staged_removed)
+        )
+    )
+    # an untracked file where the target has a file is in the way unless it is that file
+    in_the_way = sorted(set(status.untracked) & touched)
+    if in_the_way:
+        ids = await asyncio.to_thread(lambda: [hash_file(str(repo.root / p)) for p in in_the_way])
+        for p, oid in zip(in_the_way, ids, strict=True):
+            new = changes[p].new
+            if new is None or oid != new.id:
+                blocked.append(p)
+    if blocked:
+        shown = ", ".join(blocked[:5]) + (
+            f" and {len(blocked) - 5} more" if len(blocked) > 5 else ""
+        )
+        raise DirtyWorkingTree(
+            f"uncommitted changes would be overwritten: {shown}; commit them or restore first"
+        )
+
+
+async def switch_to(
+    repo: Repository,
+    current: bytes | None,
+    target: bytes,
+    progress: ProgressFactory = null_progress,
+    *,
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Change]:
+    """Make the working tree and HEAD's file table hold ``target``'s tree."""
+    old_tree = (await repo.read_commit(current)).tree if current else None
+    new_tree = (await repo.read_commit(target)).tree
+    changes = await repo.trees.diff(old_tree, new_tree)
+    await apply_tree_change(repo, changes, progress, then=then)
+    return changes
+
+
+async def checkout(
+    repo: Repository, target: str, create: bool = False, progress: ProgressFactory = null_progress
+) -> Head:
+    """Switch to a branch (or a detached commit); with ``create``, make a new branch here."""
+    if await repo.db.get_state("MERGE_HEAD") is not None:
+        raise OxenError("a merge is in progress: commit it or run oxen merge --abort first")
+    current = (await repo.head()).commit
+    if create:
+        if current is None:
+            if await repo.refs.get(target) is not None:
+                raise RefError(f"a branch named {target!r} already exists")
+        elif not await repo.refs.set_if_equals(target, None, current):
+            raise RefError(f"a branch named {target!r} already exists")
+        await repo.refs.set_head(target)
+        return Head(target, current)
+    new_branch: str | None = target
+    new_commit = await repo.refs.get(target)
+    if new_commit is None:
+        try:
+            new_commit = await repo.resolve(target)
+        except RefError:
+            raise RefError(f"no branch or commit named {target!r}") from None
+        new_branch = None
+
+    async def move_head() -> None:
+        await repo.refs.set_head(new_branch, new_commit)
+
+    if new_commit != current:
+        await switch_to(repo, current, new_commit, progress, then=move_head)
+    else:
+        await move_head()
+    return Head(new_branch, new_commit)

@@ -1,0 +1,304 @@
+"""Looking inside a repository: ``info`` on a path, the merkle ``tree``, one ``node``, ``fsck``."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from oxen.core.repository import Repository
+from oxen.errors import CorruptObject, MissingObject, OxenError, PathError
+from oxen.formats.ids import from_hex, hash_bytes, hash_file
+from oxen.formats.nodes import (
+    ChunkIndex,
+    CommitNode,
+    DirEntry,
+    DirNode,
+    FileEntry,
+    Node,
+    VNode,
+    decode_node,
+)
+from oxen.formats.packs import PackEntry
+from oxen.objects import chunklists
+from oxen.objects.pack_index import read_pack_index, stored_packs
+from oxen.storage import ByteRange
+from oxen.trees.walk import reachable
+
+VERIFY_WINDOW = 16 * 1024 * 1024
+
+DataType = Literal["text", "image", "audio", "video", "tabular", "binary", "dir"]
+_TABULAR = {".csv", ".tsv", ".parquet", ".arrow", ".feather", ".jsonl", ".ndjson", ".orc", ".avro"}
+_EXTRA_MIME = {
+    ".parquet": "application/vnd.apache.parquet",
+    ".arrow": "application/vnd.apache.arrow.file",
+    ".jsonl": "application/jsonl",
+    ".ndjson": "application/x-ndjson",
+}
+
+
+def data_type(path: str) -> tuple[DataType, str, str]:
+    """(data type, mime type, extension) guessed from the name, as Oxen labels them."""
+    ext = os.path.splitext(path)[1].lower()
+    mime = _EXTRA_MIME.get(ext) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    kind: DataType
+    if ext in _TABULAR:
+        kind = "tabular"
+    else:
+        major = mime.split("/")[0]
+        kind = major if major in ("image", "video", "audio", "text") else "binary"  # type: ignore[assignment]
+        if mime in ("application/json", "application/xml", "application/x-yaml"):
+            kind = "text"
+    return kind, mime, ext.lstrip(".")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What ``oxen info`` says of a path (in a revision, else in the working tree)."""
+
+    path: str
+    data_type: DataType
+    mime_type: str
+    extension: str
+    id: str
+    size: int
+    tracked: bool
+    chunks: int | None = None  # files in a revision
+    files: int | None = None  # directories
+    last_commit: str | None = None  # tracked paths: the newest commit that changed it
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fields in display order, without those that do not apply."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "last_commit"}
+
+
+TreeRowKind = Literal["dir", "vnode", "file"]
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    depth: int
+    kind: TreeRowKind
+    name: str
+    id: bytes
+    size: int
+    count: int
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: bytes
+    node: Node
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id.hex(), **node_as_dict(self.node)}
+
+
+@dataclass
+class FsckReport:
+    packs: int = 0
+    objects: int = 0
+    bytes: int = 0
+    commits: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def node_as_dict(node: Node) -> dict[str, Any]:
+    if isinstance(node, CommitNode):
+        return {
+            "type": "commit",
+            "tree": node.tree.hex(),
+            "parents": [p.hex() for p in node.parents],
+            "author": node.author,
+            "email": node.email,
+            "timestamp": node.timestamp,
+            "tz_offset": node.tz_offset,
+            "message": node.message,
+        }
+    if isinstance(node, DirNode):
+        return {
+            "type": "dir",
+            "vnodes": [v.hex() for v in node.vnodes],
+            "size": node.size,
+            "files": node.count,
+            "entries": node.entries,
+        }
+    if isinstance(node, ChunkIndex):
+        return {
+            "type": "chunk-index",
+            "lists": [c.hex() for c in node.lists],
+            "sizes": list(node.sizes),
+            "counts": list(node.counts),
+        }
+    if isinstance(node, VNode):
+        rows = []
+        for e in node.entries:
+            if isinstance(e, FileEntry):
+                rows.append(
+                    {
+                        "type": "file",
+                        "name": e.name,
+                        "id": e.id.hex(),
+                        "size": e.size,
+                        "chunks": e.chunks.hex() if e.chunks else None,
+                        "mode": oct(e.mode),
+                    }
+                )
+            else:
+                rows.append(
+                    {
+                        "type": "dir",
+                        "name": e.name,
+                        "id": e.id.hex(),
+                        "size": e.size,
+                        "files": e.count,
+                    }
+                )
+        return {"type": "vnode", "entries": rows}
+    return {
+        "type": "chunks",
+        "chunks": [[c.hex(), n] for c, n in zip(node.ids, node.lengths, strict=True)],
+    }
+
+
+async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
+    path = repo.repo_path(user_path)
+    if not path:
+        raise PathError("info needs a path inside the repository")
+    head = (await repo.head()).commit
+    cid = await repo.resolve(rev) if head is not None or rev != "HEAD" else None
+    tree = (await repo.read_commit(cid)).tree if cid else None
+    entry = await repo.trees.lookup(tree, path) if tree else None
+    kind, mime, ext = data_type(path)
+    if entry is None:
+        local = repo.root / path
+        if not await asyncio.to_thread(local.is_file):
+            raise PathError(f"no such file in {rev} or the working tree: {user_path}")
+        oid = await asyncio.to_thread(hash_file, str(local))
+        size = (await asyncio.to_thread(local.stat)).st_size
+        return FileInfo(path, kind, mime, ext, oid.hex(), size, tracked=False)
+    assert cid is not None
+    last = (await _last_change(repo, cid, path)).hex()
+    if isinstance(entry, DirEntry):
+        return FileInfo(
+            path, "dir", "inode/directory", "", entry.id.hex(), entry.size, True,
+            files=entry.count, last_commit=last,
+        )  # fmt: skip
+    chunks = 1
+    if entry.chunks is not None:
+        expanded = await chunklists.expand(repo.objects, [entry.chunks])
+        chunks = len(expanded[entry.chunks][0])
+    return FileInfo(
+        path, kind, mime, ext, entry.id.hex(), entry.size, True, chunks=chunks, last_commit=last
+    )
+
+
+async def _last_change(repo: Repository, start: bytes, path: str) -> bytes:
+    """The newest commit, following first parents, whose version of ``path`` differs from its parent's."""
+    cid = start
+    commit = await repo.read_commit(cid)
+    current = await repo.trees.lookup(commit.tree, path)
+    while commit.parents:
+        parent = await repo.read_commit(commit.parents[0])
+        before = await repo.trees.lookup(parent.tree, path)
+        if before != current:
+            return cid
+        cid, commit = parent.id, parent
+    return cid
+
+
+async def tree_rows(
+    repo: Repository, rev: str = "HEAD", files: bool = False, max_depth: int | None = None
+) -> list[TreeRow]:
+    root = await repo.tree_of(rev)
+    rows: list[TreeRow] = []
+
+    async def visit(dir_id: bytes, name: str, depth: int) -> None:
+        node = await repo.trees.dir_node(dir_id)
+        rows.append(TreeRow(depth, "dir", name, dir_id, node.size, node.count))
+        if max_depth is not None and depth >= max_depth:
+            return
+        vnodes = await repo.objects.read_nodes(node.vnodes)
+        for vid in node.vnodes:
+            vnode = vnodes[vid]
+            assert isinstance(vnode, VNode)
+            size = sum(e.size for e in vnode.entries)
+            rows.append(TreeRow(depth + 1, "vnode", "", vid, size, len(vnode.entries)))
+            for e in vnode.entries:
+                if isinstance(e, DirEntry):
+                    await visit(e.id, e.name + "/", depth + 2)
+                elif files:
+                    rows.append(TreeRow(depth + 2, "file", e.name, e.id, e.size, 1))
+
+    await visit(root, "/", 0)
+    return rows
+
+
+async def node(repo: Repository, id_hex: str) -> NodeInfo:
+    try:
+        oid = from_hex(id_hex.strip().lower())
+    except ValueError:
+        raise OxenError(f"not a node id (32 hex characters): {id_hex}") from None
+    if not await repo.db.locate([oid]):
+        raise MissingObject(f"no node {id_hex} in this repository")
+    data = (await repo.objects.read_blobs([oid]))[oid]
+    try:
+        return NodeInfo(oid, decode_node(data))
+    except CorruptObject:
+        raise OxenError(f"{id_hex} is a data chunk, not a node") from None
+
+
+async def fsck(repo: Repository) -> FsckReport:
+    """Re-hash every stored object; check that every index row and reachable object exists."""
+    report = FsckReport()
+    listed = {hex_id: key async for hex_id, key in stored_packs(repo.store)}
+    for hex_id, key in sorted(listed.items()):
+        report.packs += 1
+        await _verify_pack(repo, hex_id, key, report)
+    indexed = {p.hex() for p, _, _ in await repo.db.packs()}
+    for hex_id in sorted(indexed - listed.keys()):
+        report.problems.append(f"pack {hex_id} is indexed but missing from the store")
+    try:
+        reached = await reachable(repo.objects, await repo.refs.tips())
+    except (MissingObject, CorruptObject) as e:
+        report.problems.append(f"history is broken: {e}")
+        return report
+    report.commits = len(reached.commits)
+    located = await repo.db.locate(reached.chunks)
+    for cid in sorted(reached.chunks - located.keys()):
+        report.problems.append(f"chunk {cid.hex()} is referenced but not stored")
+    return report
+
+
+async def _verify_pack(repo: Repository, hex_id: str, key: str, report: FsckReport) -> None:
+    try:
+        index = await read_pack_index(repo.store, key)
+        if index is None:
+            raise CorruptObject("it vanished while being checked")
+        if index.id.hex() != hex_id:
+            raise CorruptObject("index does not match the pack's name")
+    except CorruptObject as e:
+        report.problems.append(f"pack {hex_id} is corrupt: {e}")
+        return
+    entries = sorted(index.entries, key=lambda e: e.offset)
+    # read the blob area in windows of ~VERIFY_WINDOW, hashing every blob in it
+    window: list[PackEntry] = []
+    for i, e in enumerate(entries):
+        window.append(e)
+        last = i == len(entries) - 1
+        if last or e.offset + e.length - window[0].offset >= VERIFY_WINDOW:
+            start = window[0].offset
+            end = max(x.offset + x.length for x in window)
+            data = await repo.store.get_ranges(key, [ByteRange(start, end - start)])
+            blob_area = memoryview(data[0]) if data else memoryview(b"")
+            for x in window:
+                blob = blob_area[x.offset - start : x.offset - start + x.length]
+                report.objects += 1
+                report.bytes += len(blob)
+                if len(blob) != x.length or hash_bytes(blob) != x.id:
+                    report.problems.append(
+                        f"object {x.id.hex()} in pack {hex_id} is corrupt (its bytes do not match its id)"
+                    )
+            window = []

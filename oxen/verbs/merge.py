@@ -1,0 +1,157 @@
+"""Merging branches: fast-forward, or a three-way merge of trees.
+
+A three-way merge compares each side with the merge base using tree diffs (so only
+changed subtrees are read).  A path changed on both sides to different content is a
+conflict: the working tree keeps our version at the path and theirs beside it at
+``<path>.theirs``, nothing is lost; ``oxen add`` + ``oxen commit`` resolves, ``oxen
+merge --abort`` puts everything back as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from oxen.core.repository import Repository
+from oxen.db.rows import ConflictRow, FileRow
+from oxen.errors import DirtyWorkingTree, MergeConflict, OxenError
+from oxen.progress import ProgressFactory, null_progress
+from oxen.trees import history
+from oxen.trees.tree import Change
+from oxen.verbs import merge_state
+from oxen.verbs.checkout import Record, apply_tree_change, refuse_overwrites, switch_to, write_files
+from oxen.verbs.commit import commit
+from oxen.worktree.materialize import remove_files
+
+MergeKind = Literal["up-to-date", "fast-forward", "merged"]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    kind: MergeKind
+    commit: bytes | None
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _same(a: FileRow | None, b: FileRow | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.id, a.mode) == (b.id, b.mode)
+
+
+async def merge_base(repo: Repository, a: bytes, b: bytes) -> bytes | None:
+    """The newest common ancestor of two commits."""
+    return await history.merge_base(repo.objects, a, b)
+
+
+async def merge(
+    repo: Repository, name: str, progress: ProgressFactory = null_progress, label: str | None = None
+) -> MergeResult:
+    """Merge the revision ``name`` into the current branch (``label`` names it in the
+    merge commit's message)."""
+    if await merge_state.merge_head(repo) is not None:
+        raise OxenError("a merge is already in progress: commit it or run oxen merge --abort")
+    branch, ours = await repo.head()
+    theirs = await repo.resolve(name)
+    status = await repo.status()
+    if not status.clean:
+        dirty = (
+            status.staged_added
+            + status.staged_modified
+            + status.staged_removed
+            + status.modified
+            + status.removed
+        )[:3]
+        raise DirtyWorkingTree(
+            f"merge refused: uncommitted changes ({', '.join(dirty)}); commit or restore them first"
+        )
+    if ours == theirs:
+        return MergeResult("up-to-date", ours)
+    base = await merge_base(repo, ours, theirs) if ours is not None else None
+    if ours is not None and base == theirs:
+        return MergeResult("up-to-date", ours)
+    if ours is None or base == ours:
+
+        async def advance() -> None:
+            await repo.move_head(branch, ours, theirs)
+
+        await switch_to(repo, ours, theirs, progress, then=advance)
+        return MergeResult("fast-forward", theirs)
+
+    assert ours is not None
+    base_tree = (await repo.read_commit(base)).tree if base else None
+    ours_tree = (await repo.read_commit(ours)).tree
+    theirs_tree = (await repo.read_commit(theirs)).tree
+    d_ours = await repo.trees.diff(base_tree, ours_tree)
+    d_theirs = await repo.trees.diff(base_tree, theirs_tree)
+    take: dict[str, Change] = {}
+    conflicts: list[ConflictRow] = []
+    for path, (old, new) in sorted(d_theirs.items()):
+        if path not in d_ours:
+            take[path] = Change(old, new)
+        elif not _same(d_ours[path].new, new):
+            mine = d_ours[path].new
+            conflicts.append(
+                ConflictRow(
+                    path,
+                    old.id if old else None,
+                    mine.id if mine else None,
+                    new.id if new else None,
+                    None,
+                )
+            )
+    await refuse_overwrites(repo, take)
+    if conflicts:
+        conflicts = await _write_companions(repo, conflicts, d_theirs)
+
+    async def begin_merge() -> None:
+        await merge_state.begin(repo, theirs, ours, conflicts)
+
+    await apply_tree_change(repo, take, progress, force=True, record=Record.STAGE, then=begin_merge)
+    if not conflicts:
+        return MergeResult("merged", await commit(repo, f"Merge branch '{label or name}'"))
+    paths = [c.path for c in conflicts]
+    raise MergeConflict(f"merge of {name} stopped with {len(paths)} conflicting path(s)", paths)
+
+
+async def _write_companions(
+    repo: Repository, conflicts: list[ConflictRow], d_theirs: dict[str, Change]
+) -> list[ConflictRow]:
+    """Write their side of each conflict beside ours; returns the rows with companion paths."""
+    out: list[ConflictRow] = []
+    rows: list[FileRow] = []
+    for c in conflicts:
+        new = d_theirs[c.path].new
+        if new is None:
+            out.append(c)
+            continue
+        companion = f"{c.path}.theirs"
+        n = 1
+        while (repo.root / companion).exists() or companion in d_theirs:
+            n += 1
+            companion = f"{c.path}.theirs{n}"
+        rows.append(FileRow(companion, new.id, new.size, new.chunks, new.mode))
+        out.append(c._replace(theirs_path=companion))
+    if rows:
+        await write_files(repo, rows)
+    return out
+
+
+async def merge_abort(repo: Repository) -> None:
+    orig = await repo.db.get_state(merge_state.ORIG_HEAD)
+    if orig is None:
+        raise OxenError("no merge in progress")
+    conflicts = await repo.db.conflicts()
+    staged = await repo.db.staged()
+    paths = set(staged) | set(conflicts)
+    head = await repo.db.head_files(sorted(paths))
+    companions = [c.theirs_path for c in conflicts.values() if c.theirs_path]
+    await asyncio.to_thread(
+        remove_files, repo.root, [p for p in paths if p not in head] + companions
+    )
+    written = await write_files(repo, list(head.values()))
+    async with repo.db.transaction():
+        await repo.remember_stats(written)
+        await repo.db.clear_staged()
+        await merge_state.clear(repo)
