@@ -192,5 +192,3 @@ class ServedRepo:
             except MissingObject:
                 await self.refresh_index()
                 return await self.objects.write_pack_of(ids, path)
-
-

@@ -190,5 +190,3 @@ async def fetch_and_write(
     except BaseException:
         await asyncio.to_thread(writer.abort)
         raise
-
-

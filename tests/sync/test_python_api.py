@@ -1,0 +1,98 @@
+"""The remote verbs of the Python API (``oxen.AsyncRepo`` and ``oxen.Repo``) against a real
+``oxen-server`` on loopback: create, push, clone, fetch, pull, delete a remote branch."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import oxen
+from oxen.errors import NonFastForward, OxenError
+from oxen.repo import AsyncRepo
+from oxen.sync import remotes
+from tests.conftest import write
+from tests.sync.conftest import Server
+
+
+@pytest.fixture
+def token(server: Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OXEN_AUTH_TOKEN", server.token)
+    return server.token
+
+
+async def test_async_repo_push_clone_fetch_pull(server: Server, token: str, tmp_path: Path) -> None:
+    url = server.url("team/data")
+    await remotes.create_remote(url)
+    a = await AsyncRepo.init(tmp_path / "a")
+    try:
+        write(a.root, "images/1.png", b"\x89PNG" * 1000)
+        write(a.root, "train.csv", "id,label\n1,cat\n")
+        await a.add([str(a.root)])
+        first = await a.commit("first")
+        with pytest.raises(OxenError, match="no remote named 'origin'"):
+            await a.push()
+        await a.set_remote("origin", url)
+        assert a.remotes() == {"origin": url}
+        pushed = await a.push()
+        assert (pushed.old, pushed.new) == (None, first) and pushed.chunks >= 2
+
+        b, cloned = await AsyncRepo.clone(url, tmp_path / "b")
+        try:
+            assert isinstance(b, AsyncRepo) and cloned.branches == {"main": first}
+            assert (b.root / "train.csv").read_text() == "id,label\n1,cat\n"
+            assert (await b.status()).clean
+            assert await b.refs.remote("origin", "main") == first
+
+            write(a.root, "train.csv", "id,label\n1,cat\n2,dog\n")
+            await a.add([str(a.root / "train.csv")])
+            second = await a.commit("second")
+            assert (await a.push()).new == second
+
+            fetched = await b.fetch()
+            assert fetched.branches == {"main": second}
+            assert await b.refs.remote("origin", "main") == second
+            assert (await b.head()).commit == first  # fetch moves no local branch
+            _, merged = await b.pull()
+            assert merged.kind == "fast-forward" and (await b.head()).commit == second
+            assert (b.root / "train.csv").read_text().endswith("2,dog\n")
+
+            # b moves on; a's next push is refused until it pulls b's commit
+            write(b.root, "notes.txt", "from b")
+            await b.add([str(b.root / "notes.txt")])
+            await b.commit("from b")
+            await b.push()
+            write(a.root, "other.txt", "from a")
+            await a.add([str(a.root / "other.txt")])
+            await a.commit("from a")
+            with pytest.raises(NonFastForward):
+                await a.push()
+            _, merged = await a.pull()
+            assert merged.kind == "merged"
+            assert (await a.log(limit=1))[0].message == "Merge branch 'origin/main'"
+            await a.push()
+
+            await a.create_branch("tmp")
+            await a.push(branch="tmp")
+            await a.delete_remote_branch("origin", "tmp")
+            assert "tmp" not in (await b.fetch()).branches
+        finally:
+            await b.close()
+    finally:
+        await a.close()
+
+
+def test_sync_repo_push_and_clone(server: Server, token: str, tmp_path: Path) -> None:
+    url = server.url("team/sync")
+    asyncio.run(remotes.create_remote(url))
+    repo = oxen.Repo.init(tmp_path / "src")
+    write(tmp_path / "src", "a.txt", "hello")
+    repo.add(tmp_path / "src" / "a.txt")
+    cid = repo.commit("one")
+    repo.set_remote("origin", url)
+    assert repo.push().new.hex() == cid
+    copy = oxen.Repo.clone(url, tmp_path / "copy")
+    assert (tmp_path / "copy" / "a.txt").read_text() == "hello"
+    assert [c.message for c in copy.log()] == ["one"]
+    assert copy.pull().kind == "up-to-date"
