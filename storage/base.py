@@ -16,6 +16,9 @@ from pathlib import Path
 
 from oxen.storage.errors import InvalidKey
 
+KiB = 1024
+MiB = 1024 * KiB
+
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=+-]+$")
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9_.=+-]*$")
 
@@ -78,29 +81,51 @@ def coalesce_ranges(
 
     Overlapping and unsorted ranges are fine; each request lands in exactly one read.
     """
+    # Runs once per range of every pack read (hundreds of thousands): kept to plain locals.
+    starts = [r.start for r in ranges]
+    order = sorted(range(len(starts)), key=starts.__getitem__)
     reads: list[CoalescedRange] = []
-    for i in sorted(range(len(ranges)), key=lambda i: ranges[i].start):
-        r = ranges[i]
-        if reads:
-            last = reads[-1]
-            end = max(last.end, r.end)
-            if r.start <= last.end + max_gap and (max_span is None or end - last.start <= max_span):
-                last.end = end
+    last: CoalescedRange | None = None
+    last_start = last_end = 0
+    for i in order:
+        start = starts[i]
+        end = start + ranges[i].length
+        if last is not None and start <= last_end + max_gap:
+            merged_end = end if end > last_end else last_end
+            if max_span is None or merged_end - last_start <= max_span:
+                last_end = merged_end
                 last.members.append(i)
                 continue
-        reads.append(CoalescedRange(r.start, r.end, [i]))
+        if last is not None:
+            last.end = last_end
+        last = CoalescedRange(start, end, [i])
+        reads.append(last)
+        last_start, last_end = start, end
+    if last is not None:
+        last.end = last_end
     return reads
 
 
 def split_coalesced(
     ranges: Sequence[ByteRange], reads: list[CoalescedRange], blobs: Sequence[bytes]
 ) -> list[bytes]:
-    """Cut the bytes of each coalesced read back into the requested ranges, in request order."""
+    """Cut the bytes of each coalesced read back into the requested ranges, in request order.
+
+    A requested range that is its whole read (the common case for a lone range) gets the
+    read's bytes object itself, not a copy; the others are copied out of it.
+    """
     out: list[bytes] = [b""] * len(ranges)
     for read, blob in zip(reads, blobs, strict=True):
-        view = memoryview(blob)
+        if not isinstance(blob, bytes):
+            blob = bytes(blob)
+        view: memoryview | None = None
         for i in read.members:
             r = ranges[i]
+            if r.start == read.start and r.end == read.end:
+                out[i] = blob
+                continue
+            if view is None:
+                view = memoryview(blob)
             out[i] = bytes(view[r.start - read.start : r.end - read.start])
     return out
 
@@ -110,6 +135,12 @@ class Store(ABC):
 
     #: True when ``compare_and_swap`` is atomic against other processes and hosts.
     supports_cas: bool = True
+    #: :meth:`get_ranges` merges requested ranges at most this many bytes apart into one
+    #: read (reading a gap is cheaper than another seek or request).
+    range_gap: int = 256 * KiB
+    #: ...as long as the merged read stays within this many bytes.  A single requested
+    #: range longer than this is still read whole.
+    max_read: int = 16 * MiB
 
     @property
     @abstractmethod
@@ -124,14 +155,39 @@ class Store(ABC):
     async def get_range(self, key: str, start: int, length: int) -> bytes | None:
         """``length`` bytes from ``start`` (fewer at the end of the object); None if missing."""
 
-    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
-        """Several ranges of one object, in request order; None if the object is missing.
+    async def get_ranges(self, key: str, ranges: Sequence[ByteRange]) -> list[bytes] | None:
+        """Several ranges of one object: one ``bytes`` per range, in request order.
 
-        Backends may merge nearby ranges into one read (see :func:`coalesce_ranges`).
+        Each is short or empty where it runs past the end of the object, as with
+        :meth:`get_range`.  None if the object is missing; ``[]`` for no ranges when it
+        exists.  Ranges may overlap, repeat and come in any order.
+
+        This is the one place where ranges are merged: ranges at most :attr:`range_gap`
+        apart become one read of at most :attr:`max_read` bytes (:func:`coalesce_ranges`),
+        :meth:`read_spans` reads those, and :func:`split_coalesced` cuts them back up.
+        Backends tune the two attributes and override :meth:`read_spans`, not this.
+        """
+        check_key(key)
+        if not ranges:
+            return None if await self.size(key) is None else []
+        reads = coalesce_ranges(ranges, self.range_gap, self.max_read)
+        blobs = await self.read_spans(key, [ByteRange(r.start, r.end - r.start) for r in reads])
+        if blobs is None:
+            return None
+        return split_coalesced(ranges, reads, blobs)
+
+    async def read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
+        """Backend hook behind :meth:`get_ranges`: the bytes of each span, in order.
+
+        ``spans`` are already merged, sorted by start, never empty and do not overlap.  Each
+        result is short or empty past the end of the object; None if the object is
+        missing.  The default reads the spans one after the other with :meth:`get_range`;
+        a backend overrides it to read them in one go (one open file) or concurrently.
+        Callers use :meth:`get_ranges`.
         """
         out: list[bytes] = []
-        for r in ranges:
-            data = await self.get_range(key, r.start, r.length)
+        for span in spans:
+            data = await self.get_range(key, span.start, span.length)
             if data is None:
                 return None
             out.append(data)

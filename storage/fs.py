@@ -41,7 +41,11 @@ class LockLost(Exception):
 
 
 class FilesystemStore(Store):
-    """Files under a root directory; blocking I/O runs in worker threads."""
+    """Files under a root directory; blocking I/O runs in worker threads.
+
+    ``get_ranges`` merges with the base class's defaults (``range_gap`` 256 KiB,
+    ``max_read`` 16 MiB); the merged reads of one call share one open file and one thread.
+    """
 
     #: How often an operation that hit ESTALE is retried (NFS file handles go stale when
     #: another host replaces or deletes the file we had open).
@@ -109,19 +113,20 @@ class FilesystemStore(Store):
     async def get_range(self, key: str, start: int, length: int) -> bytes | None:
         return await self._run(f"reading {key!r}", self._read, key, start, length)
 
-    def _read_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
+    def _read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
         try:
             with open(self._path(key), "rb") as f:
                 out = []
-                for r in ranges:
-                    f.seek(r.start)
-                    out.append(f.read(r.length))
+                for span in spans:
+                    f.seek(span.start)
+                    out.append(f.read(span.length))
                 return out
         except FileNotFoundError:
             return None
 
-    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
-        return await self._run(f"reading {key!r}", self._read_ranges, key, ranges)
+    async def read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
+        """Every merged read of a :meth:`get_ranges` call: one open file, one worker thread."""
+        return await self._run(f"reading {key!r}", self._read_spans, key, spans)
 
     # -- writes ------------------------------------------------------------------------
     def _write_tmp(self, data: bytes | bytearray | memoryview) -> Path:
@@ -244,7 +249,9 @@ class FilesystemStore(Store):
             rel_dir = os.path.relpath(dirpath, self.root)
             if rel_dir == ".":
                 rel_dir = ""
-                dirnames[:] = [d for d in dirnames if not d.startswith("#")]
+            # ``#`` is in no key: skip our own ``#tmp``/``#locks``, and those of a store
+            # opened at a subdirectory (the URL of a PrefixedStore reopens as one).
+            dirnames[:] = [d for d in dirnames if not d.startswith("#")]
             for name in filenames:
                 key = f"{rel_dir}/{name}" if rel_dir else name
                 if key.startswith(prefix) and self._listable(name):

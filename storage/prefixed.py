@@ -3,13 +3,20 @@ live apart in one bucket while the code above sees plain keys."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from oxen.storage.base import ByteRange, Store, check_key
+from oxen.storage.base import ByteRange, Store, check_key, check_prefix
 
 
 class PrefixedStore(Store):
+    """Every key of ``inner`` that starts with ``prefix/``, without that prefix.
+
+    Range merging is the inner store's (``range_gap``, ``max_read`` and ``get_ranges`` are
+    delegated).  Closing a prefixed store leaves the shared inner store open.
+    """
+
     def __init__(self, inner: Store, prefix: str) -> None:
         check_key(prefix.rstrip("/"))
         self.inner = inner
@@ -19,9 +26,27 @@ class PrefixedStore(Store):
     def supports_cas(self) -> bool:
         return self.inner.supports_cas
 
+    @property  # type: ignore[override]
+    def range_gap(self) -> int:
+        return self.inner.range_gap
+
+    @property  # type: ignore[override]
+    def max_read(self) -> int:
+        return self.inner.max_read
+
     @property
     def url(self) -> str:
-        return self.inner.url.rstrip("/") + "/" + self.prefix.rstrip("/")
+        """The inner store's URL with the prefix appended to its path (query kept).
+
+        It reopens as the inner store's type rooted at the prefix, which holds the same
+        objects under the same keys.
+        """
+        parts = urlsplit(self.inner.url)
+        path = parts.path.rstrip("/") + "/" + self.prefix.rstrip("/")
+        return urlunsplit(parts._replace(path=path))
+
+    def __repr__(self) -> str:
+        return f"PrefixedStore({self.inner!r}, {self.prefix!r})"
 
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -32,8 +57,11 @@ class PrefixedStore(Store):
     async def get_range(self, key: str, start: int, length: int) -> bytes | None:
         return await self.inner.get_range(self._k(key), start, length)
 
-    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
+    async def get_ranges(self, key: str, ranges: Sequence[ByteRange]) -> list[bytes] | None:
         return await self.inner.get_ranges(self._k(key), ranges)
+
+    async def read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
+        return await self.inner.read_spans(self._k(key), spans)
 
     async def put(self, key: str, data: bytes) -> None:
         await self.inner.put(self._k(key), data)
@@ -48,10 +76,11 @@ class PrefixedStore(Store):
         return await self.inner.compare_and_swap(self._k(key), expected, new)
 
     async def exists_many(self, keys: Iterable[str]) -> set[str]:
-        found = await self.inner.exists_many(self._k(k) for k in keys)
+        found = await self.inner.exists_many([self._k(k) for k in keys])
         return {k[len(self.prefix) :] for k in found}
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        check_prefix(prefix)
         async for key in self.inner.list(self.prefix + prefix):
             yield key[len(self.prefix) :]
 

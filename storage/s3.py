@@ -12,6 +12,9 @@ the endpoint from ``endpoint_url``, else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOIN
   partial object is ever visible.
   (Aborts can themselves fail when the service is down: a bucket lifecycle rule
   ``AbortIncompleteMultipartUpload`` cleans up what is left.)
+* ``get_ranges`` merges ranges up to ``range_gap`` (1 MiB; ``max_gap`` is its old name)
+  apart into ranged GETs of at most ``max_read`` bytes (default ``max(part_size,
+  range_gap)``), sent concurrently (see :meth:`Store.get_ranges`).
 * Every operation, body included, is retried with jittered backoff on 5xx, throttling,
   dropped connections and timeouts (see :mod:`oxen.storage.retry` for why not botocore's).
 * ``put_if_absent`` is ``PutObject`` with ``If-None-Match: *``; ``compare_and_swap`` reads
@@ -63,8 +66,6 @@ from oxen.storage.base import (
     Store,
     check_key,
     check_prefix,
-    coalesce_ranges,
-    split_coalesced,
 )
 from oxen.storage.errors import (
     ConditionalWriteUnsupported,
@@ -133,7 +134,9 @@ _URL_OPTIONS: dict[str, type] = {
     "max_part_concurrency": int,
     "list_page_size": int,
     "list_threshold": int,
-    "max_gap": int,
+    "range_gap": int,
+    "max_gap": int,  # the old name of range_gap
+    "max_read": int,
     "connect_timeout": float,
     "read_timeout": float,
     "single_writer": bool,
@@ -156,6 +159,10 @@ class _Conn:
 class S3Store(Store):
     """Objects in one S3 bucket under an optional prefix."""
 
+    #: A request costs far more than reading a gap: merge ranges up to 1 MiB apart.  The
+    #: largest merged read (``max_read``) defaults to ``max(part_size, range_gap)``.
+    range_gap = 1 * MiB
+
     def __init__(
         self,
         bucket: str,
@@ -174,7 +181,9 @@ class S3Store(Store):
         max_part_concurrency: int = 4,
         list_page_size: int = 1000,
         list_threshold: int = 64,
-        max_gap: int = 1 * MiB,
+        range_gap: int | None = None,
+        max_read: int | None = None,
+        max_gap: int | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         retry: RetryPolicy | None = None,
@@ -193,6 +202,12 @@ class S3Store(Store):
                 ) from None
         if max_concurrency < 1 or max_part_concurrency < 1 or part_size < 1:
             raise ValueError("max_concurrency, max_part_concurrency and part_size must be >= 1")
+        if max_gap is not None:
+            if range_gap is not None and range_gap != max_gap:
+                raise ValueError("max_gap is the old name of range_gap: give one of them")
+            range_gap = max_gap
+        if (range_gap is not None and range_gap < 0) or (max_read is not None and max_read < 1):
+            raise ValueError("range_gap must be >= 0 and max_read >= 1")
         self.bucket = bucket
         self.prefix = prefix
         self._prefix = f"{prefix}/" if prefix else ""
@@ -218,7 +233,9 @@ class S3Store(Store):
         self.max_part_concurrency = max_part_concurrency
         self.list_page_size = list_page_size
         self.list_threshold = max(1, list_threshold)
-        self.max_gap = max_gap
+        if range_gap is not None:
+            self.range_gap = range_gap
+        self.max_read = max_read if max_read is not None else max(part_size, self.range_gap)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.retry = retry or RetryPolicy()
@@ -250,6 +267,11 @@ class S3Store(Store):
 
     def __repr__(self) -> str:
         return f"S3Store({self.url!r}, endpoint={self._endpoint_name!r})"
+
+    @property
+    def max_gap(self) -> int:
+        """The old name of :attr:`range_gap`."""
+        return self.range_gap
 
     # -- connection --------------------------------------------------------------------
     async def _conn(self) -> _Conn:
@@ -406,17 +428,12 @@ class S3Store(Store):
 
         return await self._request(f"reading {key!r}", op)
 
-    async def get_ranges(self, key: str, ranges: list[ByteRange]) -> list[bytes] | None:
-        check_key(key)
-        if not ranges:
-            return None if await self.size(key) is None else []
-        reads = coalesce_ranges(ranges, self.max_gap, max(self.part_size, self.max_gap))
-        blobs = await _gather_or_cancel(
-            [self.get_range(key, r.start, r.end - r.start) for r in reads]
-        )
+    async def read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
+        """The merged reads of a :meth:`get_ranges` call: one ranged GET each, concurrently."""
+        blobs = await _gather_or_cancel([self.get_range(key, s.start, s.length) for s in spans])
         if any(b is None for b in blobs):
             return None
-        return split_coalesced(ranges, reads, blobs)  # type: ignore[arg-type]
+        return blobs  # type: ignore[return-value]
 
     async def _head(self, full: str, what: str) -> int | None:
         async def op(c: Any, _: int) -> int | None:

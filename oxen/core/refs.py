@@ -1,7 +1,6 @@
 """Refs: branches, remote-tracking branches and HEAD, moved only by compare-and-swap.
 
-Every ref name is built here (``refs/heads/<branch>``, ``refs/remotes/<remote>/<branch>``).
-:class:`Refs` keeps a working copy's refs in its SQLite database; :class:`StoreRefs` keeps a
+Ref names are spelled in :mod:`oxen.formats.refnames` and nowhere else.  :class:`Refs` keeps a working copy's refs in its SQLite database; :class:`StoreRefs` keeps a
 served repository's branches as objects in its store (one small object per branch, moved
 by the store's conditional write).  Both offer :class:`BranchRefs`, which is all the
 sync protocol needs.
@@ -10,69 +9,37 @@ sync protocol needs.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from oxen.errors import RefError
-from oxen.storage import Store
+from oxen.formats.refnames import (
+    HEADS,
+    branch_ref,
+    check_branch_name,
+    head_value,
+    parse_head,
+    remote_ref,
+    split_ancestry,
+)
 
 if TYPE_CHECKING:
     from oxen.db.repo_db import RepoDB
+    from oxen.storage import Store
 
-HEADS = "refs/heads/"
-REMOTES = "refs/remotes/"
-_BAD_NAME = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20~^:?*\[\\])|(/$)|(\.lock$)|(//)|(@\{)")
-
-
-def check_branch_name(name: str) -> str:
-    if not name or len(name) > 200 or _BAD_NAME.search(name) or name == "HEAD":
-        raise RefError(f"invalid branch name: {name!r}")
-    return name
-
-
-def branch_ref(name: str) -> str:
-    return HEADS + check_branch_name(name)
-
-
-def remote_ref(remote: str, branch: str) -> str:
-    return f"{REMOTES}{remote}/{branch}"
+__all__ = [
+    "BranchRefs",
+    "Head",
+    "Refs",
+    "StoreRefs",
+    "branch_ref",
+    "check_branch_name",
+    "remote_ref",
+    "split_ancestry",
+]
 
 
 class Head(NamedTuple):
     branch: str | None  # None when detached
     commit: bytes | None  # None before the first commit
-
-
-def head_value(branch: str | None, commit: bytes | None) -> bytes:
-    """What the HEAD state row holds: a symbolic ref, or a commit id when detached."""
-    if branch is not None:
-        return f"ref: {HEADS}{branch}".encode()
-    assert commit is not None
-    return commit.hex().encode()
-
-
-def parse_head(value: bytes | None) -> tuple[str | None, bytes | None]:
-    """(branch name, detached commit) from the HEAD state row."""
-    if value is None:
-        return "main", None
-    text = value.decode()
-    if text.startswith("ref: "):
-        return text[5:].removeprefix(HEADS), None
-    return None, bytes.fromhex(text)
-
-
-def split_ancestry(rev: str) -> tuple[str, int]:
-    """``main~2`` -> ("main", 2); ``HEAD^`` -> ("HEAD", 1)."""
-    steps = 0
-    while True:
-        m = re.search(r"(~(\d*)|\^)$", rev)
-        if not m:
-            return rev, steps
-        if m.group(0) == "^":
-            steps += 1
-        else:
-            steps += int(m.group(2) or 1)
-        rev = rev[: m.start()]
 
 
 class BranchRefs(Protocol):

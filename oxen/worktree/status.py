@@ -19,6 +19,7 @@ from stat import S_ISREG
 
 from oxen.db.schema import connect_sync
 from oxen.formats.ids import hash_file
+from oxen.formats.refnames import branch_of
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.listings import Listings
 from oxen.worktree.paths import OXEN_DIR, fs_clock, is_under, iter_file_names
@@ -295,5 +296,5 @@ def _describe_head(conn, value: bytes | None) -> tuple[str | None, str | None]:
     if text.startswith("ref: "):
         ref = text[5:]
         row = conn.execute("SELECT commit_id FROM refs WHERE name = ?", (ref,)).fetchone()
-        return ref.removeprefix("refs/heads/"), row[0].hex() if row else None
+        return branch_of(ref), row[0].hex() if row else None
     return None, text

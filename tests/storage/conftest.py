@@ -1,23 +1,18 @@
 """Fixtures shared by the storage tests.
 
-``store`` is parametrised over every backend; adding a backend means adding one entry to
-``STORE_FACTORIES``.  S3 runs against one moto server per session (in a thread, on a free
-local port); each test gets its own prefix in one bucket.
+The conformance suite runs once per backend through the ``StoreTests`` subclasses of
+``test_store_conformance.py``.  S3 runs against one moto server per session (in a thread,
+on a free local port); each test gets its own prefix in one bucket.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from oxen.storage.base import Store
-from oxen.storage.local import LocalStore
-from oxen.storage.nfs import NfsStore
 from oxen.storage.retry import RetryPolicy
 
 MiB = 1024 * 1024
@@ -94,41 +89,3 @@ def s3_bucket(make_bucket: Callable[[str], str]) -> str:
 def s3_options() -> dict[str, Any]:
     """Constructor options for test S3 stores: moto credentials, small pages, fast retries."""
     return {**CREDENTIALS, **S3_TEST_OPTIONS}
-
-
-def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return LocalStore(tmp_path / "local")
-
-
-def _nfs(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return NfsStore(tmp_path / "nfs", lock_wait=30.0)
-
-
-def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    from oxen.storage.s3 import S3Store
-
-    endpoint = request.getfixturevalue("moto_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return S3Store(
-        bucket,
-        f"t/{uuid.uuid4().hex}",
-        endpoint_url=endpoint,
-        **CREDENTIALS,
-        **S3_TEST_OPTIONS,
-    )
-
-
-STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "local": _local,
-    "nfs": _nfs,
-    "s3": _s3,
-}
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = STORE_FACTORIES[request.param](request, tmp_path)
-    try:
-        yield s
-    finally:
-        await s.close()

@@ -461,3 +461,21 @@ async def test_get_ranges_merges_nearby_ranges(proxy: FaultProxy, bucket: str) -
         got = await store.get_ranges("pack", ranges)
         assert got == [data[r.start : r.end] for r in ranges]
         assert proxy.kinds().count("GetObject") == 2
+
+
+async def test_get_ranges_reads_at_most_max_read(proxy: FaultProxy, bucket: str) -> None:
+    from oxen.storage import ByteRange
+
+    data = os.urandom(1 * MiB)
+    async with open_s3(proxy.url, bucket, range_gap=64 * 1024, max_read=256 * 1024) as store:
+        await store.put("pack", data)
+        proxy.seen.clear()
+        chunks = [ByteRange(offset, 64 * 1024) for offset in range(0, len(data), 64 * 1024)]
+        got = await store.get_ranges("pack", chunks)
+        assert got == [data[r.start : r.end] for r in chunks]
+        spans = sorted(
+            tuple(int(n) for n in s.headers["Range"].removeprefix("bytes=").split("-"))
+            for s in proxy.seen
+            if s.kind == "GetObject"
+        )
+        assert spans == [(i * 256 * 1024, (i + 1) * 256 * 1024 - 1) for i in range(4)]
