@@ -72,43 +72,49 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("commit", "Record the staged changes.")
     c.add_argument("-m", "--message", required=True)
 
-    c = cmd("log", "Show the commit history.")
+    history = "oxen.cli.history_commands:"
+    c = cmd("log", "Show the commit history.", history + "log")
     c.add_argument("ref", nargs="?")
     c.add_argument("-n", type=int, dest="limit", metavar="N")
     c.add_argument("--oneline", action="store_true")
 
-    c = cmd("branch", "List, create or delete branches.")
+    c = cmd("branch", "List, create or delete branches.", history + "branch")
     c.add_argument("name", nargs="?")
     c.add_argument("start", nargs="?", help="where the new branch starts (default HEAD)")
     c.add_argument("-d", "--delete", action="store_true")
     c.add_argument("--show-current", action="store_true")
 
-    c = cmd("checkout", "Switch to a branch or commit.")
+    c = cmd("checkout", "Switch to a branch or commit.", history + "checkout")
     c.add_argument("target")
     c.add_argument("-b", dest="create", action="store_true", help="create the branch first")
 
-    c = cmd("merge", "Merge a branch into the current one.")
+    c = cmd("merge", "Merge a branch into the current one.", history + "merge")
     c.add_argument("branch", nargs="?")
     c.add_argument("--abort", action="store_true")
 
-    c = cmd("diff", "Added, modified and removed paths (working tree vs HEAD by default).")
+    c = cmd(
+        "diff",
+        "Added, modified and removed paths (working tree vs HEAD by default).",
+        history + "diff",
+    )
     c.add_argument("refs", nargs="*", metavar="REF")
     c.add_argument("--json", action="store_true")
 
-    c = cmd("info", "Id, size, type and last change of a path.")
+    look = "oxen.cli.inspect_commands:"
+    c = cmd("info", "Id, size, type and last change of a path.", look + "info")
     c.add_argument("path")
     c.add_argument("--rev", default="HEAD")
     c.add_argument("--json", action="store_true")
 
-    c = cmd("tree", "Print the merkle tree of a commit.")
+    c = cmd("tree", "Print the merkle tree of a commit.", look + "tree")
     c.add_argument("ref", nargs="?", default="HEAD")
     c.add_argument("--files", action="store_true", help="list files too")
     c.add_argument("--depth", type=int, help="stop below this depth")
 
-    c = cmd("node", "Print one merkle node.")
+    c = cmd("node", "Print one merkle node.", look + "node")
     c.add_argument("id")
 
-    cmd("fsck", "Re-hash every stored object and check the history is whole.")
+    cmd("fsck", "Re-hash every stored object and check the history is whole.", look + "fsck")
 
     sync = "oxen.cli.sync_commands:"
     c = cmd("create-remote", "Create a repository on a server.", sync + "create_remote")

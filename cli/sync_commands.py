@@ -18,7 +18,7 @@ from oxen.sync.clone import clone as clone_repo
 from oxen.sync.fetch import fetch as fetch_repo
 from oxen.sync.fetch import pull as pull_repo
 from oxen.sync.protocol import RemoteURL
-from oxen.sync.push import delete_remote_branch
+from oxen.sync.push import branch_to_push, delete_remote_branch
 from oxen.sync.push import push as push_repo
 
 
@@ -37,7 +37,6 @@ def set_remote(name: str, url: str) -> None:
         async with await Repository.open() as repo:
             await remotes.set_remote(repo, name, url)
 
-    RemoteURL.parse(url)
     asyncio.run(go())
 
 
@@ -55,9 +54,7 @@ def push(args: argparse.Namespace) -> int:
     async def go() -> str:
         async with await Repository.open() as repo:
             url = remotes.remote_url(repo, args.remote)
-            branch = args.branch or (await repo.head()).branch
-            if branch is None:
-                raise OxenError("HEAD is detached: say which branch to push")
+            branch = await branch_to_push(repo, args.branch)
             async with remotes.connect(url, args.jobs) as client:
                 if args.delete:
                     await delete_remote_branch(repo, client, branch)

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from oxen.config import RepoConfig, load_toml_model
+from oxen.core.repository import CONFIG_NAME
 from oxen.repo import (
     AddResult,
     AsyncRepo,
@@ -20,7 +22,7 @@ from oxen.repo import (
     PushResult,
     TreeRow,
 )
-from oxen.worktree.paths import find_root
+from oxen.worktree.paths import OXEN_DIR, find_root
 from oxen.worktree.status import Status
 
 T = TypeVar("T")
@@ -118,7 +120,7 @@ class Repo:
         return self._run(lambda r: r.fsck())
 
     def remotes(self) -> dict[str, str]:
-        return self._run(lambda r: _value(r.remotes()))
+        return dict(load_toml_model(self.root / OXEN_DIR / CONFIG_NAME, RepoConfig).remotes)
 
     def set_remote(self, name: str, url: str) -> None:
         self._run(lambda r: r.set_remote(name, url))
@@ -133,7 +135,3 @@ class Repo:
 
     def pull(self, remote: str = "origin", branch: str | None = None) -> MergeResult:
         return self._run(lambda r: r.pull(remote, branch))[1]
-
-
-async def _value(value: T) -> T:
-    return value

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from oxen.core.refs import Head
 from oxen.core.repository import CommitInfo, Repository
-from oxen.errors import RefError
 from oxen.progress import ProgressFactory, null_progress
 from oxen.sync import clone as clone_mod
 from oxen.sync import fetch as fetch_mod
@@ -20,10 +19,12 @@ from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
 from oxen.verbs import branches, checkout, diff, inspection, merge, staging
 from oxen.verbs import commit as commit_mod
+from oxen.verbs import status as status_verb
 from oxen.verbs.diff import DiffEntry
 from oxen.verbs.inspection import FileInfo, FsckReport, NodeInfo, TreeRow
 from oxen.verbs.merge import MergeResult
 from oxen.verbs.staging import AddResult
+from oxen.worktree.status import Status
 
 __all__ = [
     "AddResult",
@@ -42,6 +43,9 @@ __all__ = [
 
 
 class AsyncRepo(Repository):
+    async def status(self, path: str = "") -> Status:
+        return await status_verb.status(self, path)
+
     # -- staging and committing ----------------------------------------------------------
     async def add(
         self, paths: list[str], progress: ProgressFactory = null_progress, force: bool = False
@@ -124,7 +128,7 @@ class AsyncRepo(Repository):
         jobs: int = 4,
         progress: ProgressFactory = null_progress,
     ) -> PushResult:
-        branch = await self._branch_or_current(branch, "push")
+        branch = await push_mod.branch_to_push(self, branch)
         async with remotes.connect(remotes.remote_url(self, remote), jobs) as client:
             return await push_mod.push(self, client, remote, branch, jobs, progress)
 
@@ -170,10 +174,4 @@ class AsyncRepo(Repository):
             repo, result = await clone_mod.clone(
                 str(parsed), target, client, branch, all_data, jobs, progress, cls
             )
-        return repo, result  # type: ignore[return-value]
-
-    async def _branch_or_current(self, branch: str | None, verb: str) -> str:
-        branch = branch or (await self.head()).branch
-        if branch is None:
-            raise RefError(f"HEAD is detached: say which branch to {verb}")
-        return branch
+        return repo, result

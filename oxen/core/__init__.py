@@ -1,0 +1,1 @@
+"""The repository core: ``Repository`` (its parts, HEAD, revisions, commits) and ``Refs``; no verbs."""

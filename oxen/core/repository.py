@@ -26,7 +26,6 @@ from oxen.storage import Store, open_store
 from oxen.trees import history
 from oxen.trees.tree import Trees
 from oxen.worktree.paths import OXEN_DIR, Written, find_root, fs_clock, to_repo_path
-from oxen.worktree.status import Status, compute_status
 
 CONFIG_NAME = "config.toml"
 
@@ -168,10 +167,6 @@ class Repository:
         raise RefError(f"unknown revision: {rev}")
 
     # -- the working tree ----------------------------------------------------------------
-    async def status(self, path: str = "") -> Status:
-        prefix = self.repo_path(path) if path else ""
-        return await asyncio.to_thread(compute_status, self.root, prefix)
-
     async def remember_stats(self, written: list[Written]) -> None:
         """Cache the stat of files just written with known ids, so status need not hash them."""
         clock = await asyncio.to_thread(fs_clock, self.oxen_dir)

@@ -1,0 +1,1 @@
+"""The repository database (SQLite): schema, named-tuple rows, batched async access."""

@@ -1,0 +1,1 @@
+"""Chunks and nodes in packs on a store: writing packs, reading and verifying objects, chunk lists."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
@@ -20,6 +21,7 @@ from oxen.verbs.checkout import apply_tree_change
 from oxen.worktree.paths import Written
 
 ORIGIN = "origin"
+R = TypeVar("R", bound=Repository)
 
 
 async def clone(
@@ -30,8 +32,8 @@ async def clone(
     all_data: bool = False,
     jobs: int = 4,
     progress: ProgressFactory = null_progress,
-    repo_class: type[Repository] = Repository,
-) -> tuple[Repository, FetchResult]:
+    repo_class: type[R] = Repository,  # type: ignore[assignment]
+) -> tuple[R, FetchResult]:
     """A new repository at ``dest`` with ``origin`` = ``url``, on ``branch`` (default: main).
     ``repo_class`` is what is opened there (the facades pass themselves)."""
     refs = await remote.refs()

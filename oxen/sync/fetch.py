@@ -24,6 +24,7 @@ from oxen.sync.transfer import (
 from oxen.verbs import merge_state
 from oxen.verbs.checkout import apply_tree_change
 from oxen.verbs.merge import MergeResult, merge, merge_base
+from oxen.verbs.status import status as working_status
 from oxen.worktree.paths import Written
 
 
@@ -103,7 +104,7 @@ async def _fast_forward_pull(
         commits, nodes = await fetch_history(repo, remote, [tip], jobs, bar)
         if await merge_base(repo, ours, tip) != ours:
             return None  # diverged: a real merge
-        if not (await repo.status()).clean:
+        if not (await working_status(repo)).clean:
             return None
         old_tree = (await repo.read_commit(ours)).tree
         new_tree = (await repo.read_commit(tip)).tree

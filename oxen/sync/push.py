@@ -40,6 +40,14 @@ class PushResult:
         return self.old == self.new
 
 
+async def branch_to_push(repo: Repository, branch: str | None) -> str:
+    """``branch``, or the current one; a detached HEAD must say which."""
+    branch = branch or (await repo.head()).branch
+    if branch is None:
+        raise RefError("HEAD is detached: say which branch to push")
+    return branch
+
+
 async def push(
     repo: Repository,
     remote: Remote,

@@ -1,0 +1,1 @@
+"""The local verbs, each a module of functions over a ``Repository``."""

@@ -18,9 +18,9 @@ from oxen.errors import DirtyWorkingTree, OxenError, RefError
 from oxen.formats.ids import hash_file
 from oxen.progress import ProgressFactory, null_progress
 from oxen.trees.tree import Change
+from oxen.verbs.status import status as working_status
 from oxen.worktree.materialize import Materializer, remove_files
 from oxen.worktree.paths import Written
-from oxen.worktree.status import compute_status
 
 # Writes the given files into the working tree as their data arrives (clone, pull).
 StreamWrite = Callable[[list[FileRow]], Awaitable[list[Written]]]
@@ -85,7 +85,7 @@ async def write_files(
 
 async def refuse_overwrites(repo: Repository, changes: dict[str, Change]) -> None:
     """DirtyWorkingTree, naming the paths, if applying ``changes`` would lose work."""
-    status = await asyncio.to_thread(compute_status, repo.root, "")
+    status = await working_status(repo)
     touched = set(changes)
     blocked = sorted(
         touched

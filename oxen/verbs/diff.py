@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from oxen.core.repository import Repository
+from oxen.verbs.status import status as working_status
 
 ChangeKind = Literal["added", "modified", "removed"]
 
@@ -41,7 +42,7 @@ async def diff(repo: Repository, a: str | None = None, b: str | None = None) -> 
     base = await repo.trees.flatten(await repo.tree_of(a)) if a is not None else None
     if base is None:
         base = await repo.db.head_files()
-    work = (await repo.status()).current  # path -> (id, size) as in the working tree
+    work = (await working_status(repo)).current  # path -> (id, size) as in the working tree
     out: _Sides = {}
     for p in base.keys() | work.keys():
         o, n = base.get(p), work.get(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from oxen.core.repository import Repository
@@ -182,10 +182,8 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
     assert cid is not None
     last = (await _last_change(repo, cid, path)).hex()
     if isinstance(entry, DirEntry):
-        return FileInfo(
-            path, "dir", "inode/directory", "", entry.id.hex(), entry.size, True,
-            files=entry.count, last_commit=last,
-        )  # fmt: skip
+        directory = FileInfo(path, "dir", "inode/directory", "", entry.id.hex(), entry.size, True)
+        return replace(directory, files=entry.count, last_commit=last)
     chunks = 1
     if entry.chunks is not None:
         expanded = await chunklists.expand(repo.objects, [entry.chunks])

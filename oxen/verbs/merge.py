@@ -22,6 +22,7 @@ from oxen.trees.tree import Change
 from oxen.verbs import merge_state
 from oxen.verbs.checkout import Record, apply_tree_change, refuse_overwrites, switch_to, write_files
 from oxen.verbs.commit import commit
+from oxen.verbs.status import status as working_status
 from oxen.worktree.materialize import remove_files
 
 MergeKind = Literal["up-to-date", "fast-forward", "merged"]
@@ -54,7 +55,7 @@ async def merge(
         raise OxenError("a merge is already in progress: commit it or run oxen merge --abort")
     branch, ours = await repo.head()
     theirs = await repo.resolve(name)
-    status = await repo.status()
+    status = await working_status(repo)
     if not status.clean:
         dirty = (
             status.staged_added

@@ -14,6 +14,7 @@ from oxen.formats.nodes import EXEC_MODE, FILE_MODE
 from oxen.progress import ProgressFactory, null_progress
 from oxen.verbs import merge_state
 from oxen.verbs.checkout import write_files
+from oxen.verbs.status import status as working_status
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.materialize import remove_files
 from oxen.worktree.paths import FileStat, fs_clock, is_under, scan, stat_files
@@ -184,7 +185,7 @@ async def rm(
             raise PathError(f"not removing '{user_path}' recursively without -r")
         chosen.update(found)
     if not staged_only:
-        status = await repo.status()
+        status = await working_status(repo)
         dirty = sorted(set(status.modified) & chosen.keys())
         if dirty:
             raise DirtyWorkingTree(

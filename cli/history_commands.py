@@ -1,0 +1,125 @@
+"""Handlers of the local commands of history and branches: log, branch, checkout, merge, diff. Each calls one verb and prints.
+
+The handlers are split by the verbs they load (a command imports only its own module, see
+``cli/main.py``), and they open a :class:`Repository` and call the verb modules directly:
+the ``oxen.AsyncRepo`` facade would also load the network stack, which no local command
+needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from oxen.cli.output import human_size
+from oxen.cli.progress import bar
+from oxen.cli.running import with_repo
+from oxen.core.repository import Repository
+from oxen.errors import MergeConflict, OxenError
+from oxen.verbs import branches
+from oxen.verbs import checkout as checkout_verb
+from oxen.verbs import diff as diff_verb
+from oxen.verbs import merge as merge_verb
+
+
+def log(args: argparse.Namespace) -> int:
+    commits = with_repo(lambda r: branches.log(r, args.ref, args.limit))
+    for c in commits:
+        if args.oneline:
+            print(f"{c.id.hex()[:10]} {c.message.splitlines()[0] if c.message else ''}")
+            continue
+        when = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(c.timestamp + c.tz_offset * 60))
+        sign = "+" if c.tz_offset >= 0 else "-"
+        tz = f"{sign}{abs(c.tz_offset) // 60:02d}{abs(c.tz_offset) % 60:02d}"
+        print(f"commit {c.id.hex()}")
+        if len(c.parents) > 1:
+            print("Merge: " + " ".join(p.hex()[:10] for p in c.parents))
+        print(f"Author: {c.author} <{c.email}>")
+        print(f"Date:   {when} {tz}\n")
+        for line in c.message.splitlines():
+            print(f"    {line}")
+        print()
+    return 0
+
+
+def branch(args: argparse.Namespace) -> int:
+    async def go(repo: Repository) -> None:
+        current = (await repo.head()).branch
+        if args.show_current:
+            if current:
+                print(current)
+            return
+        if args.delete:
+            if not args.name:
+                raise OxenError("branch -d needs a branch name")
+            await branches.delete_branch(repo, args.name)
+            print(f"Deleted branch {args.name}")
+            return
+        if args.name:
+            await branches.create_branch(repo, args.name, args.start)
+            return
+        for name in sorted(await branches.branches(repo)):
+            print(("* " if name == current else "  ") + name)
+
+    with_repo(go)
+    return 0
+
+
+def checkout(args: argparse.Namespace) -> int:
+    new_branch, cid = with_repo(lambda r: checkout_verb.checkout(r, args.target, args.create, bar))
+    if new_branch:
+        print(f"Switched to {'a new ' if args.create else ''}branch '{new_branch}'")
+    else:
+        print(f"HEAD is now at {cid.hex()[:10] if cid else '?'} (detached)")
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    if args.abort:
+        with_repo(merge_verb.merge_abort)
+        print("merge aborted")
+        return 0
+    if not args.branch:
+        raise OxenError("merge needs a branch (or --abort)")
+    try:
+        result = with_repo(lambda r: merge_verb.merge(r, args.branch, bar))
+    except MergeConflict as e:
+        print(f"CONFLICT: {e}", file=sys.stderr)
+        for p in e.paths:
+            print(f"  both changed: {p}", file=sys.stderr)
+        print(
+            "our version is kept at each path and theirs beside it as <path>.theirs; "
+            "fix, oxen add, oxen commit (or oxen merge --abort)",
+            file=sys.stderr,
+        )
+        return 1
+    if result.kind == "up-to-date":
+        print("Already up to date.")
+    elif result.kind == "fast-forward":
+        print(f"Fast-forward to {result.commit.hex()[:10] if result.commit else ''}")
+    else:
+        print(f"Merge made: {result.commit.hex()[:10] if result.commit else ''}")
+    return 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    if len(args.refs) > 2:
+        raise OxenError("diff takes at most two revisions")
+    a = args.refs[0] if args.refs else None
+    b = args.refs[1] if len(args.refs) > 1 else None
+    entries = with_repo(lambda r: diff_verb.diff(r, a, b))
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2))
+        return 0
+    letters = {"added": "A", "modified": "M", "removed": "D"}
+    for e in entries:
+        if e.change == "modified":
+            sizes = f"{human_size(e.old_size)} -> {human_size(e.new_size)}"
+        else:
+            sizes = human_size(e.new_size if e.change == "added" else e.old_size)
+        print(f"{letters[e.change]}  {e.path}  ({sizes})")
+    counts = {k: sum(1 for e in entries if e.change == k) for k in letters}
+    print(f"{counts['added']} added, {counts['modified']} modified, {counts['removed']} removed")
+    return 0

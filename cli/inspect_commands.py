@@ -1,0 +1,58 @@
+"""Handlers of the local commands that look inside: info, tree, node, fsck. Each calls one verb and prints.
+
+The handlers are split by the verbs they load (a command imports only its own module, see
+``cli/main.py``), and they open a :class:`Repository` and call the verb modules directly:
+the ``oxen.AsyncRepo`` facade would also load the network stack, which no local command
+needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from oxen.cli.output import human_size
+from oxen.cli.running import with_repo
+from oxen.verbs import inspection
+
+
+def info(args: argparse.Namespace) -> int:
+    data = with_repo(lambda r: inspection.info(r, args.path, args.rev)).as_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        shown = human_size(value) + f" ({value} bytes)" if key == "size" else value
+        print(f"{key:<{width}}  {shown if shown is not None else '-'}")
+    return 0
+
+
+def tree(args: argparse.Namespace) -> int:
+    rows = with_repo(lambda r: inspection.tree_rows(r, args.ref, args.files, args.depth))
+    for row in rows:
+        pad = "  " * row.depth
+        if row.kind == "dir":
+            print(f"{pad}{row.name}  dir {row.id.hex()}  {row.count} files, {human_size(row.size)}")
+        elif row.kind == "vnode":
+            print(f"{pad}vnode {row.id.hex()}  {row.count} entries")
+        else:
+            print(f"{pad}{row.name}  {row.id.hex()}  {human_size(row.size)}")
+    return 0
+
+
+def node(args: argparse.Namespace) -> int:
+    print(json.dumps(with_repo(lambda r: inspection.node(r, args.id)).as_dict(), indent=2))
+    return 0
+
+
+def fsck(args: argparse.Namespace) -> int:
+    report = with_repo(inspection.fsck)
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(
+        f"checked {report.packs} packs, {report.objects} objects ({human_size(report.bytes)}), "
+        f"{report.commits} commits: {'ok' if not report.problems else f'{len(report.problems)} problem(s)'}"
+    )
+    return 1 if report.problems else 0
