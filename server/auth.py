@@ -40,8 +40,8 @@ class TokenStore:
         return token
 
     async def lookup(self, token: str) -> TokenGrant | None:
-        if not token or len(token) > 200:
-            return None
+        if not token or len(token) > 200 or not token.isascii():
+            return None  # tokens are URL-safe base64; anything else is no token of ours
         key = token_key(token)
         if key in self._cache:
             return self._cache[key]

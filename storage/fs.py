@@ -17,6 +17,7 @@ import errno
 import os
 import shutil
 import socket
+import stat
 import uuid
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -28,6 +29,11 @@ import xxhash
 
 from oxen.storage.base import ByteRange, Store, check_key, check_prefix
 from oxen.storage.errors import StoreError, StoreUnavailable
+
+# What opening a key's path raises when no object has that key: nothing there, a folder of
+# other keys there (``refs/heads/nest`` beside ``refs/heads/nest/x``), or an object where a
+# folder would be (``refs/heads/main/x`` beside ``refs/heads/main``).
+ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 TMP_DIR = "#tmp"
 LOCK_DIR = "#locks"
@@ -104,7 +110,7 @@ class FilesystemStore(Store):
                 if start:
                     f.seek(start)
                 return f.read() if length is None else f.read(length)
-        except FileNotFoundError:
+        except ABSENT:
             return None
 
     async def get(self, key: str) -> bytes | None:
@@ -121,7 +127,7 @@ class FilesystemStore(Store):
                     f.seek(span.start)
                     out.append(f.read(span.length))
                 return out
-        except FileNotFoundError:
+        except ABSENT:
             return None
 
     async def read_spans(self, key: str, spans: list[ByteRange]) -> list[bytes] | None:
@@ -265,9 +271,10 @@ class FilesystemStore(Store):
 
     def _size(self, key: str) -> int | None:
         try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError:
+            st = self._path(key).stat()
+        except ABSENT:
             return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     async def size(self, key: str) -> int | None:
         return await self._run(f"reading {key!r}", self._size, key)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oxen.storage.errors import LockTimeout
-from oxen.storage.fs import HOSTNAME, LOCK_DIR, FilesystemStore, LockLost
+from oxen.storage.fs import ABSENT, HOSTNAME, LOCK_DIR, FilesystemStore, LockLost
 
 
 def _host_id() -> str:
@@ -221,7 +221,7 @@ def _read_with_stat(path: Path) -> tuple[bytes, os.stat_result] | None:
         try:
             with open(path, "rb") as f:
                 return f.read(), os.fstat(f.fileno())
-        except FileNotFoundError:
+        except ABSENT:
             return None
         except OSError as e:
             if e.errno != errno.ESTALE or attempt == 4:

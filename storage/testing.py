@@ -117,6 +117,17 @@ class StoreTests:
         assert await store.get("empty") == b""
         assert await store.size("empty") == 0
 
+    async def test_keys_beside_folders_read_as_missing(self, store: Store) -> None:
+        """A key below an object's key, or a key that only prefixes others, names nothing."""
+        await store.put("refs/main", b"1")
+        await store.put("refs/nest/x", b"2")
+        for key in ("refs/main/x", "refs/nest"):
+            assert await store.get(key) is None
+            assert await store.get_range(key, 0, 1) is None
+            assert await store.get_ranges(key, [ByteRange(0, 1)]) is None
+            assert await store.size(key) is None
+            assert await store.exists_many([key]) == set()
+
     async def test_missing_keys(self, store: Store) -> None:
         assert await store.get("nope") is None
         assert await store.get("no/such/dir/key") is None

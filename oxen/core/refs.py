@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from oxen.errors import RefConflict
 from oxen.formats.refnames import (
     HEADS,
     branch_ref,
     check_branch_name,
     head_value,
+    nesting_conflict,
     parse_head,
     remote_ref,
     split_ancestry,
@@ -69,7 +71,10 @@ class Refs:
         return {n.removeprefix(HEADS): c for n, c in (await self.db.list_refs(HEADS)).items()}
 
     async def set_if_equals(self, branch: str, old: bytes | None, new: bytes) -> bool:
-        return await self.db.set_ref_if_equals(branch_ref(branch), old, new)
+        ref = branch_ref(branch)
+        if old is None:
+            _refuse_nesting(branch, await self.branches())
+        return await self.db.set_ref_if_equals(ref, old, new)
 
     async def remove_if_equals(self, branch: str, old: bytes) -> bool:
         return await self.db.remove_ref_if_equals(branch_ref(branch), old)
@@ -136,6 +141,8 @@ class StoreRefs:
 
     async def set_if_equals(self, branch: str, old: bytes | None, new: bytes) -> bool:
         key = branch_ref(branch)
+        if old is None:
+            _refuse_nesting(branch, await self.branches())
         expected = old.hex().encode() if old is not None else None
         if await self.store.compare_and_swap(key, expected, new.hex().encode()):
             return True
@@ -148,3 +155,12 @@ class StoreRefs:
             return False
         await self.store.delete(key)
         return True
+
+
+def _refuse_nesting(branch: str, existing: dict[str, bytes]) -> None:
+    other = nesting_conflict(branch, existing)
+    if other is not None:
+        raise RefConflict(
+            f"cannot create branch {branch!r}: branch {other!r} exists "
+            "(a branch cannot be a folder of another)"
+        )

@@ -157,6 +157,7 @@ def check_name(name: object) -> str:
     if (
         not isinstance(name, str)
         or name in ("", ".", "..")
+        or name.lower() == ".oxen"  # the repository's own folder, at no depth, in no case
         or "/" in name
         or "\\" in name
         or "\x00" in name

@@ -7,6 +7,7 @@ No imports beyond ``re``: ``oxen status`` reads HEAD through this too.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from oxen.errors import RefError
 
@@ -23,6 +24,15 @@ def check_branch_name(name: str) -> str:
 
 def branch_ref(name: str) -> str:
     return HEADS + check_branch_name(name)
+
+
+def nesting_conflict(name: str, existing: Iterable[str]) -> str | None:
+    """A branch ``name`` cannot stand beside, as in git: one that would be a folder of it
+    (``main`` for ``main/x``) or that it would be a folder of (``nest/x`` for ``nest``)."""
+    for other in existing:
+        if other.startswith(name + "/") or name.startswith(other + "/"):
+            return other
+    return None
 
 
 def remote_ref(remote: str, branch: str) -> str:

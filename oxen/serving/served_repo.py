@@ -186,9 +186,21 @@ class ServedRepo:
         return len(pack.entries)
 
     async def pack_of(self, ids: list[bytes], path: Path) -> int:
+        """The objects ``ids`` (each once, however often asked for) as one pack at ``path``;
+        a request for more than MAX_PACK_BYTES of objects is refused."""
+        ids = list(dict.fromkeys(ids))
         async with self._pack_slots:
             try:
-                return await self.objects.write_pack_of(ids, path)
+                return await self._pack_of(ids, path)
             except MissingObject:
                 await self.refresh_index()
-                return await self.objects.write_pack_of(ids, path)
+                return await self._pack_of(ids, path)
+
+    async def _pack_of(self, ids: list[bytes], path: Path) -> int:
+        locations = await self.db.locate(ids)
+        asked = sum(loc.length for loc in locations.values())
+        if asked > MAX_PACK_BYTES:
+            raise InvalidInput(
+                f"a fetch of {asked} bytes of objects; at most {MAX_PACK_BYTES} per request"
+            )
+        return await self.objects.write_pack_of(ids, path, locations)

@@ -61,6 +61,8 @@ class Trees:
     async def entries(self, dir_id: bytes) -> dict[str, Entry]:
         node = await self.dir_node(dir_id)
         vnodes = await self._vnodes(list(node.vnodes))
+        for i, vid in enumerate(node.vnodes):
+            check_bucket(vnodes[vid], i, len(node.vnodes))
         return {e.name: e for vid in node.vnodes for e in vnodes[vid].entries}
 
     # -- reading -----------------------------------------------------------------------
@@ -75,10 +77,12 @@ class Trees:
                 node = dirs[did]
                 if not isinstance(node, DirNode):
                     raise CorruptObject(f"node {did.hex()} is not a directory")
-                pairs.extend((pfx, vid) for vid in node.vnodes)
-            vnodes = await self._vnodes(list({v for _, v in pairs}))
+                n = len(node.vnodes)
+                pairs.extend((pfx, i, vid, n) for i, vid in enumerate(node.vnodes))
+            vnodes = await self._vnodes(list({v for _, _, v, _ in pairs}))
             level = []
-            for pfx, vid in pairs:
+            for pfx, i, vid, buckets in pairs:
+                check_bucket(vnodes[vid], i, buckets)
                 for e in vnodes[vid].entries:
                     if isinstance(e, DirEntry):
                         level.append((f"{pfx}{e.name}/", e.id))
@@ -135,6 +139,10 @@ class Trees:
             [v for pair in pairs for v in pair if v is not None]
             + (list(na.vnodes) + list(nb.vnodes) if pairs == [(None, None)] else [])
         )
+        for node in (na, nb):
+            for i, vid in enumerate(node.vnodes):
+                if vid in vnodes:
+                    check_bucket(vnodes[vid], i, len(node.vnodes))
         for va, vb in pairs:
             if va is None and vb is None:
                 ea = {e.name: e for v in na.vnodes for e in vnodes[v].entries}
@@ -278,6 +286,15 @@ class Trees:
         oid, data = encode_with_id(node)
         new_nodes.append((oid, data))
         return oid
+
+
+def check_bucket(vnode: VNode, index: int, buckets: int) -> None:
+    """Every entry of the ``index``-th VNode of a directory of ``buckets`` hashes there: a
+    name in the wrong bucket (or in two) would be seen by some readers and not others."""
+    if buckets > 1:
+        for e in vnode.entries:
+            if bucket_of(e.name, buckets) != index:
+                raise CorruptObject(f"entry {e.name!r} is in the wrong vnode of its directory")
 
 
 def _sorted(group: dict[str, Entry]) -> tuple[Entry, ...]:

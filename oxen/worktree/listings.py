@@ -15,7 +15,7 @@ import marshal
 import os
 
 CACHE_NAME = "status-dirs"
-FORMAT = 2
+FORMAT = 3  # 3: listings leave out .oxen at every depth
 
 
 class Listings:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 OXEN_DIR = ".oxen"
 
 
+def is_oxen_name(name: str) -> bool:
+    """Whether a path component names a repository's own folder (in any case): such a
+    name is never tracked, never written, wherever it stands."""
+    return len(name) == 5 and name.lower() == OXEN_DIR
+
+
 class FileStat(namedtuple("FileStat", "size mtime_ns ctime_ns ino mode")):
     """size, mtime_ns, ctime_ns, ino, mode (ints). A plain namedtuple: typing costs
     ~10 ms to import, paid by every ``oxen status``."""
@@ -73,8 +79,8 @@ def to_repo_path(root: str | Path, user_path: str, cwd: str | Path | None = None
     if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
         raise PathError(f"path is outside the repository: {user_path}")
     rel = rel.replace(os.sep, "/")
-    if rel == OXEN_DIR or rel.startswith(OXEN_DIR + "/"):
-        raise PathError(f"path is inside the repository's {OXEN_DIR} directory: {user_path}")
+    if any(is_oxen_name(part) for part in rel.split("/")):
+        raise PathError(f"path is inside an {OXEN_DIR} directory: {user_path}")
     return rel
 
 
@@ -149,7 +155,8 @@ def iter_file_names(
 
 
 def _read_dir(path: str, rel: str) -> tuple[list[str], list[str]]:
-    """The names of the regular files and of the subdirectories (not .oxen) in ``path``."""
+    """The names of the regular files and of the subdirectories in ``path``, without any
+    named .oxen (in any case)."""
     files: list[str] = []
     dirs: list[str] = []
     try:
@@ -159,11 +166,13 @@ def _read_dir(path: str, rel: str) -> tuple[list[str], list[str]]:
     with entries:
         for entry in entries:
             try:
+                name = entry.name
+                if len(name) == 5 and is_oxen_name(name):
+                    continue
                 if entry.is_dir(follow_symlinks=False):
-                    if rel or entry.name != OXEN_DIR:
-                        dirs.append(entry.name)
+                    dirs.append(name)
                 elif entry.is_file(follow_symlinks=False):
-                    files.append(entry.name)
+                    files.append(name)
             except FileNotFoundError:
                 continue
     return files, dirs
@@ -200,7 +209,7 @@ def check_repo_path(rel: str) -> list[str]:
     if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
         raise PathError(f"unsafe path: {rel!r}")
     parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts) or parts[0] == OXEN_DIR:
+    if any(p in ("", ".", "..") or is_oxen_name(p) for p in parts):
         raise PathError(f"unsafe path: {rel!r}")
     return parts
 

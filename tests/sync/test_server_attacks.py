@@ -1,0 +1,148 @@
+"""Holes found by attacking the server, each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import msgpack
+import pytest
+
+from oxen.errors import CorruptObject, RefConflict
+from oxen.formats.ids import hash_bytes
+from oxen.formats.nodes import (
+    CommitNode,
+    DirNode,
+    FileEntry,
+    VNode,
+    bucket_of,
+    encode_with_id,
+)
+from oxen.formats.packs import Kind
+from oxen.repo import AsyncRepo
+from oxen.sync import remotes
+from tests.conftest import write
+from tests.sync.conftest import Server
+from tests.sync.test_server_input import expect_error, pack_bytes, stored_packs
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        r = await session.post(
+            f"http://{server.host}/api/repos", json={"namespace": "ns", "name": "r"}
+        )
+        assert r.status == 201
+        yield session, f"http://{server.host}/api/repos/ns/r"
+
+
+async def test_a_fetch_of_one_id_many_times_sends_it_once(api, tmp_path: Path) -> None:
+    session, base = api
+    blob = b"x" * 100_000
+    oid = hash_bytes(blob)
+    r = await session.post(base + "/packs", data=pack_bytes(tmp_path, [(oid, Kind.CHUNK, blob)]))
+    assert r.status == 201
+    r = await session.post(base + "/objects/fetch", data=msgpack.packb(oid * 40))
+    assert r.status == 200
+    assert len(await r.read()) < 2 * len(blob)  # one copy and an index, not 40 copies
+
+
+@pytest.mark.parametrize("name", [".oxen", ".OXEN", ".Oxen"])
+async def test_a_node_naming_oxen_at_any_depth_is_refused(api, tmp_path: Path, name: str) -> None:
+    session, base = api
+    data = msgpack.packb([3, [[0, name, bytes(16), 1, None, 0o644]]], use_bin_type=True)
+    oid = hash_bytes(data)
+    body = pack_bytes(tmp_path, [(oid, Kind.NODE, data)])
+    err = await expect_error(await session.post(base + "/packs", data=body), 400)
+    assert "unsafe path" in err["error"]
+    assert await stored_packs(session, base, [oid]) == set()
+
+
+async def test_add_never_takes_an_oxen_folder_below_the_top(repo: AsyncRepo, workdir: Path) -> None:
+    write(workdir, "sub/.oxen/config.toml", "[remotes]\norigin = 'http://evil/x/y'\n")
+    write(workdir, "sub/.OXEN/x", "y")
+    write(workdir, "sub/data.txt", "ok")
+    await repo.add(["."])
+    assert set(await repo.db.staged()) == {"sub/data.txt"}
+    assert (await repo.status()).untracked == []
+    with pytest.raises(Exception, match=r"\.oxen"):
+        await repo.add(["sub/.oxen/config.toml"])
+
+
+def test_non_utf8_authorization_is_a_401(server: Server) -> None:
+    conn = http.client.HTTPConnection(server.host, timeout=10)
+    conn.putrequest("GET", "/api/repos/ns")
+    conn.putheader("Authorization", b"Bearer \xff\xfe\xfd")
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 401, response.read()
+
+
+async def test_a_branch_cannot_be_a_folder_of_another(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``main/x`` beside ``main`` (or ``nest`` beside ``nest/x``) is refused with one line by
+    the client, and with a 409 by the server (it was a 500: a file where a folder must be)."""
+    monkeypatch.setenv("OXEN_AUTH_TOKEN", server.token)
+    url = server.url("ns/nest")
+    await remotes.create_remote(url)
+    repo = await AsyncRepo.init(tmp_path / "w")
+    try:
+        write(repo.root, "a.txt", "a")
+        await repo.add([str(repo.root / "a.txt")])
+        tip = await repo.commit("one")
+        await repo.set_remote("origin", url)
+        await repo.push()
+        with pytest.raises(RefConflict, match="'main' exists"):
+            await repo.create_branch("main/x")
+        await repo.create_branch("nest/x")
+        await repo.push(branch="nest/x")
+        with pytest.raises(RefConflict, match="'nest/x' exists"):
+            await repo.create_branch("nest")
+    finally:
+        await repo.close()
+    headers = {"Authorization": f"Bearer {server.token}"}
+    base = f"http://{server.host}/api/repos/ns/nest/refs/heads/"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for branch in ("main/x", "nest"):
+            r = await session.put(base + branch, json={"old": None, "new": tip.hex()})
+            err = await expect_error(r, 409)
+            assert "cannot be a folder of another" in err["error"]
+
+
+def _misfiled_tree() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Encoded nodes of a directory of two VNodes where a name sits in the wrong one, and
+    the commit of that tree."""
+    names = [f"f{i}" for i in range(8)]
+    home = {n: bucket_of(n, 2) for n in names}
+    wrong = next(n for n in names if home[n] == 1)
+    groups: list[list[FileEntry]] = [[], []]
+    for n in names:
+        groups[0 if n == wrong else home[n]].append(FileEntry(n, hash_bytes(n.encode()), 2))
+    vnodes = [encode_with_id(VNode(tuple(sorted(g, key=lambda e: e.name)))) for g in groups]
+    tree = encode_with_id(DirNode(tuple(v[0] for v in vnodes), 16, 8, 8))
+    commit = encode_with_id(CommitNode(tree[0], (), "a", "a@b.c", 0, 0, "misfiled"))
+    return [*vnodes, tree, commit], commit[0]
+
+
+async def test_a_name_in_the_wrong_vnode_is_refused(api, tmp_path: Path) -> None:
+    session, base = api
+    nodes, commit = _misfiled_tree()
+    chunks = [(hash_bytes(f"f{i}".encode()), Kind.CHUNK, f"f{i}".encode()) for i in range(8)]
+    body = pack_bytes(tmp_path, [*chunks, *((oid, Kind.NODE, data) for oid, data in nodes)])
+    assert (await session.post(base + "/packs", data=body)).status == 201
+    r = await session.put(base + "/refs/heads/main", json={"old": None, "new": commit.hex()})
+    err = await expect_error(r, 400)
+    assert "wrong vnode" in err["error"]
+    assert (await (await session.get(base + "/refs")).json())["branches"] == {}
+
+
+async def test_the_client_refuses_a_misfiled_tree_too(repo: AsyncRepo) -> None:
+    nodes, commit = _misfiled_tree()
+    await repo.objects.write_nodes(nodes)
+    tree = (await repo.read_commit(commit)).tree
+    with pytest.raises(CorruptObject, match="wrong vnode"):
+        await repo.trees.flatten(tree)
