@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 
 import msgpack
 from aiohttp import web
 
 from oxen.errors import InvalidInput
 from oxen.formats.ids import from_hex
+from oxen.objects.temp_files import temp_path
 from oxen.server.state import REGISTRY, grant_of
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
@@ -141,7 +140,7 @@ async def upload_pack(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(
             max_size=MAX_PACK_BYTES, actual_size=request.content_length
         )
-    path = repo.tmp_dir / f"upload-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    path = temp_path(repo.tmp_dir, "upload", ".pack")
     size = 0
     f = await asyncio.to_thread(open, path, "wb")
     try:
@@ -168,7 +167,7 @@ async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
     repo = await repo_of(request)
     ids = decode_ids(await request.read())
-    path = repo.tmp_dir / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
+    path = temp_path(repo.tmp_dir, "fetch", ".pack")
     try:
         size = await repo.pack_of(ids, path)
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})

@@ -22,6 +22,7 @@ from oxen.errors import CorruptObject, PathError, RefConflict, RefError, Reposit
 from oxen.formats.ids import is_hex_prefix
 from oxen.formats.nodes import CommitNode
 from oxen.objects.object_store import ObjectStore
+from oxen.objects.temp_files import sweep
 from oxen.storage import Store, open_store
 from oxen.trees import history
 from oxen.trees.tree import Trees
@@ -92,7 +93,9 @@ class Repository:
         local = "://" not in url or url.startswith("file:")
         store = open_store(url, **({"fsync": config.storage.fsync} if local else {}))
         db = await RepoDB.open(root / OXEN_DIR)
-        return cls(root, config, db, store)
+        repo = cls(root, config, db, store)
+        await asyncio.to_thread(sweep, repo.objects.tmp_dir)  # what killed commands left
+        return repo
 
     async def close(self) -> None:
         await self.db.close()

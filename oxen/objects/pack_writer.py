@@ -10,7 +10,6 @@ import fcntl
 import mmap
 import os
 import threading
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ from oxen.formats.packs import (
     SealedPack,
     encode_trailer,
 )
+from oxen.objects.temp_files import temp_path
 
 
 class PackWriter:
@@ -40,7 +40,7 @@ class PackWriter:
 
     def __init__(self, tmp_dir: Path, *, direct: bool = False) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.path = tmp_dir / f"pack-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+        self.path = temp_path(tmp_dir, "pack", ".tmp")
         self._fd, self._direct = _create(self.path, direct)
         self._stage = _take_stage()
         self._staged = 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from oxen.config import ChunkingConfig, to_dict
 from oxen.db.repo_db import RepoDB
 from oxen.errors import AlreadyExists, NotFound
+from oxen.objects.temp_files import sweep
 from oxen.serving.served_repo import PACKS_IN_FLIGHT, RepoInfo, ServedRepo, check_repo_name
 from oxen.storage import Store
 from oxen.storage.prefixed import PrefixedStore
@@ -62,6 +63,7 @@ class RepoRegistry:
             info = await self.info(namespace, name)
             cache = self.cache_dir / namespace / name
             await asyncio.to_thread((cache / "tmp").mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(sweep, cache / "tmp")  # what a killed server left
             db = await RepoDB.open(cache)
             store = PrefixedStore(self.store, self._prefix(namespace, name))
             repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self._pack_slots)

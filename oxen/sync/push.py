@@ -10,14 +10,13 @@ Every object sent is looked up in the local index once.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from dataclasses import dataclass
 
 from oxen.core.repository import Repository
 from oxen.db.rows import Location
 from oxen.errors import NonFastForward, NotFound, RefError
 from oxen.faults import crash_point
+from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress, ProgressFactory, null_progress
 from oxen.sync.protocol import PACK_TARGET, Remote
 from oxen.trees.history import is_ancestor
@@ -180,7 +179,7 @@ async def _send(
 
     async def one(group: list[bytes]) -> None:
         async with limit:
-            path = tmp / f"push-{os.getpid()}-{uuid.uuid4().hex}.pack"
+            path = temp_path(tmp, "push", ".pack")
             try:
                 await repo.objects.write_pack_of(group, path, locations)
                 await remote.upload_pack(path)

@@ -9,8 +9,6 @@ node decoded, so no path can escape) before it is kept.  Shared by fetch, pull a
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from dataclasses import dataclass, field
 
 from oxen.core.repository import Repository
@@ -20,6 +18,7 @@ from oxen.formats.nodes import CommitNode
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import ChunksCallback
+from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress
 from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
 from oxen.trees.walk import Follow, walk_levels
@@ -64,7 +63,7 @@ async def fetch_ids(
 
     async def one(group: list[bytes]) -> None:
         async with limit:
-            path = tmp / f"fetch-{os.getpid()}-{uuid.uuid4().hex}.pack"
+            path = temp_path(tmp, "fetch", ".pack")
             try:
                 await remote.fetch_pack(group, path)
                 pack = await objects.add_verified_pack(path, MAX_FETCH_PACK, on_chunks)
