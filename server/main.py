@@ -21,7 +21,7 @@ from aiohttp import web
 from oxen.errors import OxenError
 from oxen.server.app import create_app
 from oxen.server.auth import TokenGrant, TokenStore
-from oxen.server.state import Settings
+from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
 from oxen.storage import StoreError, open_store
 
 DEFAULT_PORT = 3000
@@ -37,7 +37,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         or os.environ.get("AWS_ENDPOINT_URL_S3")
         or os.environ.get("AWS_ENDPOINT_URL")
     )
-    return Settings(storage_url=storage, data_dir=data_dir, s3_endpoint=endpoint)
+    idle = getattr(args, "body_timeout", None) or float(
+        os.environ.get("OXEN_SERVER_BODY_TIMEOUT", BODY_IDLE_TIMEOUT)
+    )
+    return Settings(
+        storage_url=storage, data_dir=data_dir, s3_endpoint=endpoint, body_idle_timeout=idle
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "start":
             c.add_argument("--host", default="127.0.0.1")
             c.add_argument("--port", type=int, default=DEFAULT_PORT)
+            c.add_argument(
+                "--body-timeout",
+                type=float,
+                metavar="SECONDS",
+                help=f"answer 408 when a request body stalls this long (default {BODY_IDLE_TIMEOUT:.0f})",
+            )
         else:
             c.add_argument("--email", required=True)
             c.add_argument("--name", required=True)

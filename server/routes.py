@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 
 import msgpack
 from aiohttp import web
@@ -11,7 +13,7 @@ from aiohttp import web
 from oxen.errors import InvalidInput
 from oxen.formats.ids import from_hex
 from oxen.objects.temp_files import temp_path
-from oxen.server.state import REGISTRY, grant_of
+from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
 routes = web.RouteTableDef()
@@ -37,10 +39,38 @@ def encode_ids(ids: list[bytes]) -> bytes:
     return msgpack.packb(b"".join(ids), use_bin_type=True)
 
 
+async def body_pieces(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """A request body as it arrives, bounded in size (413) and in how long it may stall
+    without a byte (408: the settings' ``body_idle_timeout``)."""
+    idle = request.app[SETTINGS].body_idle_timeout
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await request.content.readany()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(
+                reason=f"the request body stalled for {idle:g} s"
+            ) from None
+        if not piece:
+            return
+        size += len(piece)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        yield piece
+
+
+async def small_body(request: web.Request) -> bytes:
+    return b"".join([piece async for piece in body_pieces(request, SMALL_BODY_MAX)])
+
+
 async def json_body(request: web.Request) -> dict:
+    raw = await small_body(request)
     try:
-        body = await request.json()
-    except Exception:
+        body = json.loads(raw)
+    except ValueError:
         raise InvalidInput("body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
@@ -125,7 +155,7 @@ async def delete_ref(request: web.Request) -> web.Response:
 @routes.post("/api/repos/{namespace}/{name}/objects/missing")
 async def missing_objects(request: web.Request) -> web.Response:
     repo = await repo_of(request)
-    ids = decode_ids(await request.read())
+    ids = decode_ids(await small_body(request))
     missing = await repo.missing(ids)
     return web.Response(
         body=encode_ids([i for i in ids if i in missing]), content_type="application/msgpack"
@@ -136,19 +166,13 @@ async def missing_objects(request: web.Request) -> web.Response:
 async def upload_pack(request: web.Request) -> web.Response:
     """A pack streamed to a temp file (bounded memory), verified, then stored."""
     repo = await repo_of(request)
-    if request.content_length is not None and request.content_length > MAX_PACK_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=MAX_PACK_BYTES, actual_size=request.content_length
-        )
     path = temp_path(repo.tmp_dir, "upload", ".pack")
     size = 0
     f = await asyncio.to_thread(open, path, "wb")
     try:
         buffer = bytearray()
-        async for piece in request.content.iter_any():
+        async for piece in body_pieces(request, MAX_PACK_BYTES):
             size += len(piece)
-            if size > MAX_PACK_BYTES:
-                raise web.HTTPRequestEntityTooLarge(max_size=MAX_PACK_BYTES, actual_size=size)
             buffer += piece
             if len(buffer) >= WRITE_BATCH:
                 await asyncio.to_thread(f.write, buffer)
@@ -166,7 +190,7 @@ async def upload_pack(request: web.Request) -> web.Response:
 async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
     repo = await repo_of(request)
-    ids = decode_ids(await request.read())
+    ids = decode_ids(await small_body(request))
     path = temp_path(repo.tmp_dir, "fetch", ".pack")
     try:
         size = await repo.pack_of(ids, path)

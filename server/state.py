@@ -11,12 +11,20 @@ from oxen.server.auth import TokenGrant, TokenStore
 from oxen.serving.registry import RepoRegistry
 from oxen.storage import Store
 
+# Seconds a request body may go without a byte arriving before the request is answered
+# 408 and its connection closed: a slow link still sends something every few seconds,
+# a client that announced a body and never sends it no longer holds a connection for ever.
+BODY_IDLE_TIMEOUT = 60.0
+# Bytes of a request body that is not a pack (JSON, id lists: 100,000 ids are ~1.6 MB).
+SMALL_BODY_MAX = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Settings:
     storage_url: str
     data_dir: Path
     s3_endpoint: str | None = None
+    body_idle_timeout: float = BODY_IDLE_TIMEOUT
 
 
 REGISTRY = web.AppKey("registry", RepoRegistry)

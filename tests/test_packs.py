@@ -2,14 +2,17 @@ import errno
 import fcntl
 import os
 import random
+from pathlib import Path
 
+import msgpack
 import pytest
 
 from oxen.errors import CorruptObject
 from oxen.formats.ids import hash_bytes
 from oxen.formats.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
-from oxen.objects import pack_writer
+from oxen.objects import object_store, pack_writer
 from oxen.objects.pack_writer import PackWriter
+from oxen.repo import AsyncRepo
 
 
 def test_pack_round_trip(tmp_path) -> None:
@@ -80,3 +83,37 @@ def test_abort_removes_the_file(tmp_path) -> None:
     writer.add(hash_bytes(b"x"), Kind.CHUNK, b"x" * 10_000_000)
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [b"\x01" * 16, 0, "0", 1],  # an offset as a string
+        [b"\x01" * 16, 0, 0.0, 1],  # a float
+        [b"\x01" * 16, 0, True, 1],  # a bool
+        [b"\x01" * 16, 7, 0, 1],  # an unknown kind
+        [list(b"\x01" * 16), 0, 0, 1],  # an id as a list of ints
+        [b"\x01" * 16, 0, 0],  # too short
+    ],
+)
+def test_trailer_entries_are_checked_strictly(row: list) -> None:
+    trailer = msgpack.packb([1, [row]], use_bin_type=True)
+    with pytest.raises(CorruptObject):
+        decode_trailer(trailer, 100)
+
+
+async def test_no_pack_lists_more_than_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(object_store, "MAX_PACK_ENTRIES", 7)
+    repo = await AsyncRepo.init(tmp_path / "w")
+    try:
+        for i in range(30):
+            (tmp_path / "w" / f"f{i}.txt").write_text(f"file {i}")
+        await repo.add([str(tmp_path / "w")])
+        await repo.commit("thirty files")
+        counts = [blobs for _, _, blobs in await repo.db.packs()]
+        assert max(counts) <= 7 and sum(counts) >= 30
+        assert not (await repo.fsck()).problems
+    finally:
+        await repo.close()

@@ -113,3 +113,35 @@ async def test_a_fresh_cache_is_rebuilt_from_the_store(
     assert (await served.refs())["main"] == tip
     await served.verify_complete(tip)
     await second.close()
+
+
+async def test_a_repository_deleted_and_created_again_starts_empty(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """The old incarnation's cache (which objects it held, which commits were verified)
+    must not serve the new one: the next push sends everything and a clone can read it,
+    on this server at once and on another server on the store within its recheck time."""
+    store = LocalStore(tmp_path / "bucket")
+    this = RepoRegistry(store, tmp_path / "cache-1")
+    other = RepoRegistry(store, tmp_path / "cache-2", recheck=0)  # rechecks on every open
+    try:
+        await this.create("ns", "r")
+        tip = await commit_files(repo, workdir, {"d/x": "x" * 50_000, "y": "y"}, "one")
+        first = await push(repo, InProcessRemote(await this.open("ns", "r")), "origin", "main")
+        assert first.chunks >= 2
+        assert (await (await other.open("ns", "r")).refs())["main"] == tip
+
+        await this.delete("ns", "r")
+        await this.create("ns", "r")
+        for registry in (this, other):
+            served = await registry.open("ns", "r")
+            assert await served.refs() == {}
+            assert await served.missing([tip]) == {tip}
+        again = await push(repo, InProcessRemote(await this.open("ns", "r")), "origin", "main")
+        assert (again.chunks, again.commits) == (first.chunks, first.commits)
+        served = await other.open("ns", "r")
+        await served.verify_complete(tip)
+        assert not list((tmp_path / "cache-1" / "ns" / "r").iterdir())[1:]  # one incarnation
+    finally:
+        await this.close()
+        await other.close()

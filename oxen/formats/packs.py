@@ -26,6 +26,9 @@ MAGIC = b"OXNPACK1"
 FOOTER = struct.Struct("<I")
 FOOTER_LEN = FOOTER.size + len(MAGIC)
 PACK_VERSION = 1
+# Entries one pack may list: every pack written or sent holds at most this many, and a
+# received pack listing more is refused before its trailer costs more than ~10 MB to read.
+MAX_PACK_ENTRIES = 100_000
 
 
 class Kind(IntEnum):
@@ -80,19 +83,40 @@ def trailer_span(size: int, tail: bytes) -> tuple[int, int]:
     return data_size, trailer_len
 
 
-def decode_trailer(trailer: bytes, data_size: int | None = None) -> list[PackEntry]:
+def decode_trailer(
+    trailer: bytes, data_size: int | None = None, max_entries: int | None = MAX_PACK_ENTRIES
+) -> list[PackEntry]:
+    """The entries of a pack's trailer, strictly checked (ids are 16 bytes, kinds known,
+    offsets and lengths non-negative integers inside the data).  ``max_entries`` bounds what
+    the decoding may cost: None only for packs a repository wrote itself."""
     try:
-        version, rows = msgpack.unpackb(trailer, raw=False)
-        if version != PACK_VERSION:
-            raise CorruptObject(f"unsupported pack version {version}")
-        entries = [PackEntry(bytes(r[0]), Kind(r[1]), int(r[2]), int(r[3])) for r in rows]
-    except CorruptObject:
-        raise
+        limit = max(max_entries, 4) if max_entries is not None else 2**31 - 1
+        body = msgpack.unpackb(trailer, raw=False, max_array_len=limit)
     except Exception as e:  # msgpack raises many types on garbage
-        raise CorruptObject(f"unreadable pack trailer: {e}") from None
-    for e in entries:
-        if len(e.id) != 16 or e.offset < 0 or e.length < 0:
+        raise CorruptObject(
+            f"unreadable pack trailer (at most {max_entries} entries): {e}"
+        ) from None
+    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[1], list):
+        raise CorruptObject("pack trailer is not [version, entries]")
+    version, rows = body
+    if version != PACK_VERSION:
+        raise CorruptObject(f"unsupported pack version {version!r}")
+    entries = []
+    for r in rows:
+        if (
+            not isinstance(r, list)
+            or len(r) != 4
+            or not isinstance(r[0], bytes)
+            or len(r[0]) != 16
+            or r[1] not in (Kind.CHUNK, Kind.NODE)
+            or type(r[1]) is not int
+            or type(r[2]) is not int
+            or type(r[3]) is not int
+            or r[2] < 0
+            or r[3] < 0
+        ):
             raise CorruptObject("pack trailer has an invalid entry")
-        if data_size is not None and e.offset + e.length > data_size:
+        if data_size is not None and r[2] + r[3] > data_size:
             raise CorruptObject("pack trailer points past the pack's data")
+        entries.append(PackEntry(r[0], Kind(r[1]), r[2], r[3]))
     return entries

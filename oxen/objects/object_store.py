@@ -19,7 +19,7 @@ from oxen.errors import CorruptObject, MissingObject
 from oxen.faults import crash_point
 from oxen.formats.ids import hash_bytes
 from oxen.formats.nodes import Node, decode_node, encode_with_id
-from oxen.formats.packs import Kind, SealedPack, pack_key
+from oxen.formats.packs import MAX_PACK_ENTRIES, Kind, SealedPack, pack_key
 from oxen.objects.pack_index import ChunksCallback, verify_pack_file
 from oxen.objects.pack_writer import PackWriter
 from oxen.storage import ByteRange, Store
@@ -178,15 +178,16 @@ class PackSink:
             if oid not in self.seen:
                 self.seen.add(oid)
                 fresh.append((oid, kind, data))
-        if not fresh:
-            return
-        if self._writer is None:
-            self._writer = PackWriter(self.objects.tmp_dir, direct=True)
-        writer = self._writer
-        await asyncio.to_thread(writer.add_many, fresh)
-        self.bytes_written += sum(len(d) for _, _, d in fresh)
-        if writer.size >= self.objects.pack_size:
-            await self._seal()
+        while fresh:
+            if self._writer is None:
+                self._writer = PackWriter(self.objects.tmp_dir, direct=True)
+            writer = self._writer
+            room = MAX_PACK_ENTRIES - len(writer.entries)  # no pack lists more than this
+            part, fresh = fresh[:room], fresh[room:]
+            await asyncio.to_thread(writer.add_many, part)
+            self.bytes_written += sum(len(d) for _, _, d in part)
+            if writer.size >= self.objects.pack_size or len(writer.entries) >= MAX_PACK_ENTRIES:
+                await self._seal()
 
     async def _seal(self) -> None:
         writer, self._writer = self._writer, None

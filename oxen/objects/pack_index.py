@@ -7,6 +7,7 @@ verification of received packs all come here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from oxen.formats.ids import hash_bytes
 from oxen.formats.nodes import decode_node
 from oxen.formats.packs import (
     FOOTER_LEN,
+    MAX_PACK_ENTRIES,
     Kind,
     PackEntry,
     SealedPack,
@@ -46,16 +48,19 @@ async def stored_packs(store: Store) -> AsyncIterator[tuple[str, str]]:
             yield name[:-5], key
 
 
-async def read_pack_index(store: Store, key: str) -> PackIndex | None:
-    """A stored pack's index, read with two ranged reads; None when the pack is missing.
-    Raises CorruptObject when its tail is not a pack's."""
+async def read_pack_index(
+    store: Store, key: str, max_entries: int | None = MAX_PACK_ENTRIES
+) -> PackIndex | None:
+    """A stored pack's index, read with two ranged reads and decoded in a worker thread;
+    None when the pack is missing.  Raises CorruptObject when its tail is not a pack's."""
     size = await store.size(key)
     if size is None:
         return None
     tail = await store.get_range(key, max(0, size - FOOTER_LEN), FOOTER_LEN) or b""
     data_size, trailer_len = trailer_span(size, tail)
     trailer = await store.get_range(key, data_size, trailer_len) or b""
-    return PackIndex(hash_bytes(trailer), size, data_size, decode_trailer(trailer, data_size))
+    entries = await asyncio.to_thread(decode_trailer, trailer, data_size, max_entries)
+    return PackIndex(hash_bytes(trailer), size, data_size, entries)
 
 
 def verify_pack_file(
@@ -77,6 +82,10 @@ def verify_pack_file(
             f.seek(data_size)
             trailer = f.read(trailer_len)
             entries = decode_trailer(trailer, data_size)
+            if not entries:
+                raise CorruptObject("an empty pack")
+            if len({e.id for e in entries}) != len(entries):
+                raise CorruptObject("an object is listed twice")
             f.seek(0)
             offset = 0
             verified: dict[bytes, bytes] = {}

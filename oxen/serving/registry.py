@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
+import uuid
 from pathlib import Path
 
 from oxen.config import ChunkingConfig, to_dict
@@ -16,14 +18,20 @@ from oxen.serving.served_repo import PACKS_IN_FLIGHT, RepoInfo, ServedRepo, chec
 from oxen.storage import Store
 from oxen.storage.prefixed import PrefixedStore
 
+# Seconds an opened repository is served before its repo.json is read again (to notice a
+# delete and re-create by another server).
+RECHECK_SECONDS = 5.0
+
 
 class RepoRegistry:
     """Repositories by namespace in one store, with a local cache directory."""
 
-    def __init__(self, store: Store, cache_dir: Path) -> None:
+    def __init__(self, store: Store, cache_dir: Path, recheck: float = RECHECK_SECONDS) -> None:
         self.store = store
         self.cache_dir = cache_dir
+        self.recheck = recheck
         self._open: dict[tuple[str, str], ServedRepo] = {}
+        self._checked: dict[tuple[str, str], float] = {}
         self._lock = asyncio.Lock()
         self._pack_slots = asyncio.Semaphore(PACKS_IN_FLIGHT)
 
@@ -32,8 +40,12 @@ class RepoRegistry:
         return f"repos/{check_repo_name(namespace, 'namespace')}/{check_repo_name(name, 'repository name')}"
 
     async def create(self, namespace: str, name: str) -> RepoInfo:
-        info = RepoInfo(namespace, name, int(time.time()))
-        body = {**info.as_dict(), "chunking": to_dict(ChunkingConfig())}
+        info = RepoInfo(namespace, name, int(time.time()), uuid.uuid4().hex)
+        body = {
+            **info.as_dict(),
+            "incarnation": info.incarnation,
+            "chunking": to_dict(ChunkingConfig()),
+        }
         key = self._prefix(namespace, name) + "/repo.json"
         if not await self.store.put_if_absent(key, json.dumps(body).encode()):
             raise AlreadyExists(f"repository {namespace}/{name} already exists")
@@ -44,7 +56,8 @@ class RepoRegistry:
         if raw is None:
             raise NotFound(f"no repository {namespace}/{name}")
         data = json.loads(raw)
-        return RepoInfo(data["namespace"], data["name"], int(data["created"]))
+        incarnation = str(data.get("incarnation", "0"))
+        return RepoInfo(data["namespace"], data["name"], int(data["created"]), incarnation)
 
     async def list(self, namespace: str) -> list[RepoInfo]:
         check_repo_name(namespace, "namespace")
@@ -56,12 +69,27 @@ class RepoRegistry:
         return sorted(out, key=lambda r: r.name)
 
     async def open(self, namespace: str, name: str) -> ServedRepo:
+        """The repository, opened once per process; at most every ``recheck`` seconds its
+        ``repo.json`` is read again, so one deleted and re-created (by any server on the
+        store) is reopened from scratch rather than served from the old one's cache."""
         key = (namespace, name)
         async with self._lock:
-            if key in self._open:
-                return self._open[key]
-            info = await self.info(namespace, name)
-            cache = self.cache_dir / namespace / name
+            opened = self._open.get(key)
+            now = time.monotonic()
+            if opened is not None and now - self._checked[key] < self.recheck:
+                return opened
+            try:
+                info = await self.info(namespace, name)
+            except NotFound:
+                await self._forget(key)
+                raise
+            if opened is not None and opened.info.incarnation == info.incarnation:
+                self._checked[key] = now
+                return opened
+            await self._forget(key)
+            home = self.cache_dir / namespace / name
+            await asyncio.to_thread(_drop_other_incarnations, home, info.incarnation)
+            cache = home / info.incarnation
             await asyncio.to_thread((cache / "tmp").mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(sweep, cache / "tmp")  # what a killed server left
             db = await RepoDB.open(cache)
@@ -69,20 +97,37 @@ class RepoRegistry:
             repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self._pack_slots)
             await repo.refresh_index()
             self._open[key] = repo
+            self._checked[key] = now
             return repo
 
-    async def delete(self, namespace: str, name: str) -> None:
-        await self.info(namespace, name)
-        prefix = self._prefix(namespace, name) + "/"
-        async with self._lock:
-            repo = self._open.pop((namespace, name), None)
+    async def _forget(self, key: tuple[str, str]) -> None:
+        repo = self._open.pop(key, None)
+        self._checked.pop(key, None)
         if repo is not None:
             await repo.db.close()
+
+    async def delete(self, namespace: str, name: str) -> None:
+        info = await self.info(namespace, name)
+        prefix = self._prefix(namespace, name) + "/"
+        async with self._lock:
+            await self._forget((namespace, name))
         await self.store.delete(prefix + "repo.json")
         keys = [k async for k in self.store.list(prefix)]
         await asyncio.gather(*(self.store.delete(k) for k in keys))
+        cache = self.cache_dir / namespace / name / info.incarnation
+        await asyncio.to_thread(shutil.rmtree, cache, True)
 
     async def close(self) -> None:
         for repo in self._open.values():
             await repo.db.close()
         self._open.clear()
+        self._checked.clear()
+
+
+def _drop_other_incarnations(home: Path, current: str) -> None:
+    """Remove the caches of earlier repositories of this name (blocking)."""
+    if not home.is_dir():
+        return
+    for child in home.iterdir():
+        if child.name != current and child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)

@@ -55,6 +55,10 @@ class RepoInfo:
     namespace: str
     name: str
     created: int
+    # Random per creation: a repository deleted and created again under the same name is
+    # another incarnation, and nothing cached for the old one (index, verified commits)
+    # may serve it.
+    incarnation: str = "0"
 
     def as_dict(self) -> dict[str, object]:
         return {"namespace": self.namespace, "name": self.name, "created": self.created}

@@ -18,7 +18,7 @@ from oxen.errors import NonFastForward, NotFound, RefError
 from oxen.faults import crash_point
 from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress, ProgressFactory, null_progress
-from oxen.sync.protocol import PACK_TARGET, Remote
+from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
 from oxen.trees.history import is_ancestor
 from oxen.trees.walk import Follow, walk_levels
 
@@ -169,7 +169,7 @@ async def _send(
     groups: list[list[bytes]] = [[]]
     size = 0
     for oid in ids:
-        if size >= PACK_TARGET:
+        if size >= PACK_TARGET or len(groups[-1]) >= MISSING_BATCH:
             groups.append([])
             size = 0
         groups[-1].append(oid)

@@ -272,7 +272,7 @@ async def fsck(repo: Repository) -> FsckReport:
 
 async def _verify_pack(repo: Repository, hex_id: str, key: str, report: FsckReport) -> None:
     try:
-        index = await read_pack_index(repo.store, key)
+        index = await read_pack_index(repo.store, key, max_entries=None)
         if index is None:
             raise CorruptObject("it vanished while being checked")
         if index.id.hex() != hex_id:

@@ -146,3 +146,53 @@ async def test_the_client_refuses_a_misfiled_tree_too(repo: AsyncRepo) -> None:
     tree = (await repo.read_commit(commit)).tree
     with pytest.raises(CorruptObject, match="wrong vnode"):
         await repo.trees.flatten(tree)
+
+
+async def test_a_trailer_bomb_is_refused(api, tmp_path: Path) -> None:
+    """A pack listing the empty blob 200,000 times (a few MB on the wire, ~300 MB of entries
+    once decoded) is refused by the entry bound; one listing it twice by the duplicate check."""
+    session, base = api
+    empty = hash_bytes(b"")
+    bomb = pack_bytes(tmp_path, [(empty, Kind.CHUNK, b"")] * 200_000)
+    err = await expect_error(await session.post(base + "/packs", data=bomb), 400)
+    assert "at most 100000 entries" in err["error"]
+    twice = pack_bytes(tmp_path, [(empty, Kind.CHUNK, b"")] * 2)
+    err = await expect_error(await session.post(base + "/packs", data=twice), 400)
+    assert "listed twice" in err["error"]
+    err = await expect_error(
+        await session.post(base + "/packs", data=pack_bytes(tmp_path, [])), 400
+    )
+    assert "empty pack" in err["error"]
+    assert await stored_packs(session, base, [empty]) == set()
+    r = await session.get(base.split("/api/")[0] + "/api/health")
+    assert r.status == 200
+
+
+def _raw_request(server: Server, head: str) -> str:
+    """Send a request's head and no body; the status line of the answer (or '' if none)."""
+    import socket
+
+    host, port = server.host.split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(head.encode())
+        return s.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_a_body_that_never_comes_is_answered(make_server) -> None:
+    server = make_server(env={"OXEN_SERVER_BODY_TIMEOUT": "1"})
+    headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection(server.host, timeout=30)
+    conn.request("POST", "/api/repos", body=b'{"namespace": "ns", "name": "r"}', headers=headers)
+    assert conn.getresponse().status == 201
+    auth = f"Authorization: Bearer {server.token}\r\nHost: {server.host}\r\n"
+    # announced far past the limit: refused at once
+    head = f"POST /api/repos/ns/r/packs HTTP/1.1\r\n{auth}Content-Length: 2147483648\r\n\r\n"
+    assert " 413 " in _raw_request(server, head)
+    # a small body announced and never sent: 408 once it stalls (1 s here), not held for ever
+    head = f"POST /api/repos/ns/r/objects/missing HTTP/1.1\r\n{auth}Content-Length: 1000\r\n\r\n"
+    assert " 408 " in _raw_request(server, head)
+    # a JSON body over the limit is a 413, not a 400
+    big = b'{"namespace": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    conn = http.client.HTTPConnection(server.host, timeout=30)
+    conn.request("POST", "/api/repos", body=big, headers=headers)
+    assert conn.getresponse().status == 413
