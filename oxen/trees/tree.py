@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from oxen.db.rows import FileRow
 from oxen.errors import CorruptObject, PathError
+from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import (
     DirEntry,
     DirNode,
@@ -71,6 +72,7 @@ class Trees:
         out: dict[str, FileRow] = {}
         level = [(prefix, tree_id)]
         while level:
+            check_depth(level[0][0])
             dirs = await self.objects.read_nodes({d for _, d in level})
             pairs = []
             for pfx, did in level:
@@ -125,6 +127,7 @@ class Trees:
         out: dict[str, Change] = {}
         if a == b:
             return out
+        check_depth(prefix)
         if a is None or b is None:
             side = await self.flatten(a or b, prefix)  # type: ignore[arg-type]
             for path, row in side.items():
@@ -193,6 +196,7 @@ class Trees:
         new_nodes: list[tuple[bytes, bytes]],
         where: str,
     ) -> tuple[bytes, int, int] | None:
+        check_depth(where)
         here: dict[str, FileRow | None] = {}
         below: dict[str, dict[str, FileRow | None]] = defaultdict(dict)
         for rel, row in changes.items():
@@ -286,6 +290,12 @@ class Trees:
         oid, data = encode_with_id(node)
         new_nodes.append((oid, data))
         return oid
+
+
+def check_depth(prefix: str) -> None:
+    """Refuse to go below ``prefix`` (``a/b/``) when that would pass MAX_DEPTH directories."""
+    if prefix.count("/") >= MAX_DEPTH:
+        raise CorruptObject(f"tree is deeper than {MAX_DEPTH} directories at {prefix[:200]}...")
 
 
 def check_bucket(vnode: VNode, index: int, buckets: int) -> None:

@@ -10,6 +10,7 @@ from oxen.core.repository import Repository
 from oxen.db.rows import FileRow, StatRow
 from oxen.errors import DirtyWorkingTree, PathError
 from oxen.faults import crash_point
+from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import EXEC_MODE, FILE_MODE
 from oxen.progress import ProgressFactory, null_progress
 from oxen.verbs import merge_state
@@ -54,6 +55,9 @@ async def add(
         on_disk = await _leave_out_ignored(
             repo, ignore, paths, targets, on_disk, tracked, staged_all
         )
+    too_deep = next((p for p in on_disk if p.count("/") >= MAX_DEPTH), None)
+    if too_deep is not None:
+        raise PathError(f"path is deeper than {MAX_DEPTH} directories: {too_deep[:200]}...")
     known = _paths_and_parents([*on_disk, *tracked, *staged_all])
     for user_path, t in zip(paths, targets, strict=True):
         if t and t not in known:

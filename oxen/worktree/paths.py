@@ -12,6 +12,7 @@ from collections import namedtuple
 from collections.abc import Iterable, Iterator
 
 from oxen.errors import NotARepository, PathError
+from oxen.formats.limits import MAX_DEPTH
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.listings import Listings
 
@@ -211,6 +212,8 @@ def check_repo_path(rel: str) -> list[str]:
     parts = rel.split("/")
     if any(p in ("", ".", "..") or is_oxen_name(p) for p in parts):
         raise PathError(f"unsafe path: {rel!r}")
+    if len(parts) > MAX_DEPTH:
+        raise PathError(f"path is deeper than {MAX_DEPTH} directories: {rel[:200]}...")
     return parts
 
 

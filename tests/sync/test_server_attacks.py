@@ -10,10 +10,12 @@ import aiohttp
 import msgpack
 import pytest
 
-from oxen.errors import CorruptObject, RefConflict
+from oxen.errors import CorruptObject, PathError, RefConflict
 from oxen.formats.ids import hash_bytes
+from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import (
     CommitNode,
+    DirEntry,
     DirNode,
     FileEntry,
     VNode,
@@ -196,3 +198,41 @@ def test_a_body_that_never_comes_is_answered(make_server) -> None:
     conn = http.client.HTTPConnection(server.host, timeout=30)
     conn.request("POST", "/api/repos", body=big, headers=headers)
     assert conn.getresponse().status == 413
+
+
+def _deep_tree(depth: int) -> tuple[list[tuple[bytes, bytes]], bytes, bytes]:
+    """Nodes of a tree ``depth`` directories deep holding one file, its commit, the file's id."""
+    data = b"deep"
+    fid = hash_bytes(data)
+    nodes: list[tuple[bytes, bytes]] = []
+    vnode = encode_with_id(VNode((FileEntry("f", fid, len(data)),)))
+    nodes.append(vnode)
+    dir_node = encode_with_id(DirNode((vnode[0],), len(data), 1, 1))
+    nodes.append(dir_node)
+    for _ in range(depth):
+        vnode = encode_with_id(VNode((DirEntry("d", dir_node[0], len(data), 1),)))
+        dir_node = encode_with_id(DirNode((vnode[0],), len(data), 1, 1))
+        nodes += [vnode, dir_node]
+    commit = encode_with_id(CommitNode(dir_node[0], (), "a", "a@b.c", 0, 0, "deep"))
+    return [*nodes, commit], commit[0], fid
+
+
+async def test_a_tree_deeper_than_the_limit_is_refused(api, tmp_path: Path) -> None:
+    session, base = api
+    nodes, commit, fid = _deep_tree(1200)
+    blobs = [(fid, Kind.CHUNK, b"deep"), *((oid, Kind.NODE, data) for oid, data in nodes)]
+    assert (await session.post(base + "/packs", data=pack_bytes(tmp_path, blobs))).status == 201
+    r = await session.put(base + "/refs/heads/main", json={"old": None, "new": commit.hex()})
+    err = await expect_error(r, 400)
+    assert f"deeper than {MAX_DEPTH}" in err["error"]
+
+
+async def test_the_client_refuses_too_deep_trees_and_paths(repo: AsyncRepo, workdir: Path) -> None:
+    nodes, commit, _ = _deep_tree(MAX_DEPTH + 5)
+    await repo.objects.write_nodes(nodes)
+    with pytest.raises(CorruptObject, match="deeper than"):
+        await repo.trees.flatten((await repo.read_commit(commit)).tree)
+    write(workdir, "/".join(["d"] * MAX_DEPTH) + "/f.txt", "too deep")
+    with pytest.raises(PathError, match="deeper than"):
+        await repo.add(["."])
+    assert await repo.db.staged() == {}
