@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -9,8 +10,22 @@ from urllib.parse import urlparse
 
 from oxen.errors import OxenError
 
-MISSING_BATCH = 20_000  # ids per "which of these do you lack" request
+MISSING_BATCH = 20_000  # ids per "which of these do you lack" request (and objects per pack)
 PACK_TARGET = 16 * 1024 * 1024  # bytes per pack sent or fetched
+
+
+def pack_groups(ids: list[bytes], size_of: Callable[[bytes], int]) -> list[list[bytes]]:
+    """``ids`` in order, cut into the groups that travel as one pack each: about
+    PACK_TARGET bytes, at most MISSING_BATCH objects."""
+    groups: list[list[bytes]] = [[]]
+    size = 0
+    for oid in ids:
+        if size >= PACK_TARGET or len(groups[-1]) >= MISSING_BATCH:
+            groups.append([])
+            size = 0
+        groups[-1].append(oid)
+        size += size_of(oid)
+    return groups if ids else []
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from oxen.errors import NonFastForward, NotFound, RefError
 from oxen.faults import crash_point
 from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress, ProgressFactory, null_progress
-from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
+from oxen.sync.protocol import Remote, pack_groups
 from oxen.trees.history import is_ancestor
 from oxen.trees.walk import Follow, walk_levels
 
@@ -166,14 +166,7 @@ async def _send(
     """Pack ``ids`` into ~16 MiB packs and upload them, ``jobs`` at a time."""
     if not ids:
         return 0
-    groups: list[list[bytes]] = [[]]
-    size = 0
-    for oid in ids:
-        if size >= PACK_TARGET or len(groups[-1]) >= MISSING_BATCH:
-            groups.append([])
-            size = 0
-        groups[-1].append(oid)
-        size += locations[oid].length if oid in locations else 0
+    groups = pack_groups(ids, lambda oid: locations[oid].length if oid in locations else 0)
     limit = asyncio.Semaphore(jobs)
     tmp = repo.objects.tmp_dir
 

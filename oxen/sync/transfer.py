@@ -20,7 +20,7 @@ from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import ChunksCallback
 from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress
-from oxen.sync.protocol import MISSING_BATCH, PACK_TARGET, Remote
+from oxen.sync.protocol import Remote, pack_groups
 from oxen.trees.walk import Follow, walk_levels
 from oxen.worktree.paths import Written
 from oxen.worktree.stream_checkout import StreamingCheckout
@@ -49,14 +49,7 @@ async def fetch_ids(
     order given."""
     if not ids:
         return
-    groups: list[list[bytes]] = [[]]
-    size = 0
-    for oid in ids:
-        if size >= PACK_TARGET or len(groups[-1]) >= MISSING_BATCH:
-            groups.append([])
-            size = 0
-        groups[-1].append(oid)
-        size += sizes.get(oid, 4096)
+    groups = pack_groups(ids, lambda oid: sizes.get(oid, 4096))
     limit = asyncio.Semaphore(jobs)
     tmp = objects.tmp_dir
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)

@@ -9,10 +9,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.storage.conftest import aws_env, make_bucket, moto_endpoint  # noqa: F401 - fixtures
@@ -121,3 +122,14 @@ def s3_server(make_server: Callable[..., Server], moto_endpoint: str, make_bucke
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     return make_server(storage=f"s3://{bucket}/oxen", env=env)
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        r = await session.post(
+            f"http://{server.host}/api/repos", json={"namespace": "ns", "name": "r"}
+        )
+        assert r.status == 201
+        yield session, f"http://{server.host}/api/repos/ns/r"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -28,17 +27,6 @@ from oxen.sync import remotes
 from tests.conftest import write
 from tests.sync.conftest import Server
 from tests.sync.test_server_input import expect_error, pack_bytes, stored_packs
-
-
-@pytest.fixture
-async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        r = await session.post(
-            f"http://{server.host}/api/repos", json={"namespace": "ns", "name": "r"}
-        )
-        assert r.status == 201
-        yield session, f"http://{server.host}/api/repos/ns/r"
 
 
 async def test_a_fetch_of_one_id_many_times_sends_it_once(api, tmp_path: Path) -> None:

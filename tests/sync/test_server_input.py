@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import msgpack
@@ -16,17 +15,6 @@ from oxen.formats.packs import Kind
 from oxen.objects.pack_writer import PackWriter
 from oxen.sync.clone import clone
 from tests.sync.conftest import Server
-
-
-@pytest.fixture
-async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        r = await session.post(
-            f"http://{server.host}/api/repos", json={"namespace": "ns", "name": "r"}
-        )
-        assert r.status == 201
-        yield session, f"http://{server.host}/api/repos/ns/r"
 
 
 async def expect_error(response: aiohttp.ClientResponse, status: int) -> dict:
