@@ -180,12 +180,23 @@ def _update_user_toml(change: Callable[[dict[str, Any]], None]) -> Path:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"invalid config file {data_path}: {e}") from None
     change(raw)
-    data_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data_path.with_name(data_path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, data_path)
+    write_private(data_path, tomli_w.dumps(raw))
     return data_path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from its first byte (the
+    file is created 0600 under a temporary name, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_user_config(user: UserConfig) -> Path:

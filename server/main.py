@@ -18,6 +18,7 @@ from pathlib import Path
 import tomli_w
 from aiohttp import web
 
+from oxen.config import write_private
 from oxen.errors import OxenError
 from oxen.server.app import create_app
 from oxen.server.auth import TokenGrant, TokenStore
@@ -122,11 +123,8 @@ def add_user(args: argparse.Namespace) -> int:
 
     token = asyncio.run(go())
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        tomli_w.dumps({"user": {"name": args.name, "email": args.email}, "auth": {"token": token}})
-    )
-    os.chmod(out, 0o600)
+    user = {"user": {"name": args.name, "email": args.email}, "auth": {"token": token}}
+    write_private(out, tomli_w.dumps(user))
     print(f"token for {args.email} written to {out}")
     print(f"the user runs: oxen config --auth HOST:PORT {token}")
     return 0

@@ -146,3 +146,26 @@ def test_kill_9_during_add_or_commit_leaves_a_working_repo(oxen, workdir: Path, 
     (workdir / "big.bin").unlink()
     oxen("restore", "big.bin", check=True)
     assert (workdir / "big.bin").stat().st_size == 3_000_000
+
+
+def test_token_files_are_private_from_their_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written 0600 from creation, not chmod-ed afterwards (a window where others could read)."""
+    from oxen.config import save_auth_token, user_config_path
+    from oxen.server.main import main as server_main
+
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: None)  # no fixing the mode up afterwards
+    old = os.umask(0o022)
+    try:
+        save_auth_token("127.0.0.1:3000", "oxn_secret")
+        assert user_config_path().stat().st_mode & 0o777 == 0o600
+        out = tmp_path / "ada.toml"
+        args = ["add-user", "--email", "a@b.c", "--name", "A", "--output", str(out)]
+        with pytest.raises(SystemExit) as done:
+            server_main([*args, "--data-dir", str(tmp_path / "srv")])
+        assert done.value.code == 0
+        assert out.stat().st_mode & 0o777 == 0o600
+        assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        os.umask(old)
