@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from oxen.cli.output import summarize
-from oxen.worktree.paths import find_root_dir, to_repo_path
+from oxen.config import load_repo_config
+from oxen.worktree.paths import OXEN_DIR, find_root_dir, to_repo_path
 from oxen.worktree.status import compute_status
 
 
 def status(args: argparse.Namespace) -> int:
     root = find_root_dir()
+    load_repo_config(Path(root, OXEN_DIR))  # refuses a format this version does not read
     prefix = to_repo_path(root, args.path) if args.path else ""
     st = compute_status(root, prefix, parallel=True, current=False)
     if args.json:

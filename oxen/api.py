@@ -7,8 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from oxen.config import RepoConfig, load_toml_model
-from oxen.core.repository import CONFIG_NAME
+from oxen.config import load_repo_config
 from oxen.repo import (
     AddResult,
     AsyncRepo,
@@ -120,7 +119,7 @@ class Repo:
         return self._run(lambda r: r.fsck())
 
     def remotes(self) -> dict[str, str]:
-        return dict(load_toml_model(self.root / OXEN_DIR / CONFIG_NAME, RepoConfig).remotes)
+        return dict(load_repo_config(self.root / OXEN_DIR).remotes)
 
     def set_remote(self, name: str, url: str) -> None:
         self._run(lambda r: r.set_remote(name, url))

@@ -22,9 +22,11 @@ from typing import Any, Literal, TypeVar
 
 import tomli_w
 
-from oxen.errors import ConfigError
+from oxen.errors import ConfigError, FormatError
 
-FORMAT_VERSION = 1
+# 2: ids are 32-byte BLAKE3 (1 was xxh3-128, which anyone can collide on purpose)
+FORMAT_VERSION = 2
+CONFIG_NAME = "config.toml"  # in the .oxen folder
 
 
 def _at_least(n: int) -> dict[str, int]:
@@ -122,6 +124,24 @@ def from_dict(cls: type[C], data: dict[str, Any], where: str = "") -> C:
 
 def to_dict(config: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
+
+
+def check_format(config: RepoConfig, root: object) -> RepoConfig:
+    """Refuse, in one line, a repository this version cannot read."""
+    if config.core.format != FORMAT_VERSION:
+        raise FormatError(
+            f"the repository at {root} is in format {config.core.format} (ids are xxh3-128, not "
+            f"collision resistant); this oxen reads format {FORMAT_VERSION} only: clone it "
+            "again from a server running this version, or init a new one and add its files"
+            if config.core.format < FORMAT_VERSION
+            else f"the repository at {root} is in format {config.core.format}, newer than this "
+            f"oxen reads ({FORMAT_VERSION}): upgrade oxen"
+        )
+    return config
+
+
+def load_repo_config(oxen_dir: Path) -> RepoConfig:
+    return check_format(load_toml_model(oxen_dir / CONFIG_NAME, RepoConfig), oxen_dir.parent)
 
 
 def load_toml_model(path: Path, model: type[C]) -> C:

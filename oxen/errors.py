@@ -55,6 +55,10 @@ class ConfigError(OxenError):
     pass
 
 
+class FormatError(OxenError):
+    """A repository or server written in a format this version does not read."""
+
+
 class InvalidInput(OxenError):
     """Malformed input from a client: bad ids, bad msgpack, a pack that does not verify."""
 

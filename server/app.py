@@ -20,6 +20,7 @@ from oxen.errors import (
     RefError,
 )
 from oxen.server.auth import TokenStore
+from oxen.server.protocol import protocol_middleware, stamp_version
 from oxen.server.routes import routes
 from oxen.server.state import GRANT, REGISTRY, SETTINGS, STORE, TOKENS, Settings
 from oxen.serving.registry import RepoRegistry
@@ -100,7 +101,8 @@ async def auth_middleware(
 
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=16 * 1024 * 1024
+        middlewares=[error_middleware, auth_middleware, protocol_middleware],
+        client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
 
@@ -115,6 +117,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
             await opened.close()
 
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(stamp_version)
     app.add_routes(routes)
     return app
 

@@ -11,7 +11,7 @@ import msgpack
 from aiohttp import web
 
 from oxen.errors import InvalidInput
-from oxen.formats.ids import from_hex
+from oxen.formats.ids import ID_LEN, from_hex, split_ids
 from oxen.objects.temp_files import temp_path
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
@@ -23,16 +23,16 @@ WRITE_BATCH = 4 * 1024 * 1024
 
 
 def decode_ids(body: bytes) -> list[bytes]:
-    """A request body holding ids: msgpack bin of concatenated 16-byte ids."""
+    """A request body holding ids: msgpack bin of concatenated 32-byte ids."""
     try:
         blob = msgpack.unpackb(body, raw=False)
     except Exception:
         raise InvalidInput("body is not valid msgpack") from None
-    if not isinstance(blob, bytes) or len(blob) % 16:
-        raise InvalidInput("body must be msgpack bin of 16-byte ids")
-    if len(blob) // 16 > MAX_IDS:
+    if not isinstance(blob, bytes) or len(blob) % ID_LEN:
+        raise InvalidInput(f"body must be msgpack bin of {ID_LEN}-byte ids")
+    if len(blob) // ID_LEN > MAX_IDS:
         raise InvalidInput(f"at most {MAX_IDS} ids per request")
-    return [blob[i : i + 16] for i in range(0, len(blob), 16)]
+    return split_ids(blob)
 
 
 def encode_ids(ids: list[bytes]) -> bytes:

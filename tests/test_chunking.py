@@ -4,7 +4,7 @@ import random
 import pytest
 
 from oxen.config import ChunkingConfig
-from oxen.formats.ids import hash_bytes
+from oxen.formats.ids import file_id, hash_bytes
 from oxen.worktree.chunking import Chunker, FileStream
 
 
@@ -116,7 +116,11 @@ def test_stream_file_id_and_size(chunker, tmp_path) -> None:
     while (b := stream.next_block()) is not None:
         blocks.append(bytes(b.data))
     assert b"".join(blocks) == data
-    assert stream.file_id == hash_bytes(data) and stream.size == len(data)
+    whole = [c.id for c in chunker.cut(data)]
+    assert stream.file_id == file_id(whole) and stream.size == len(data)
+    # what status and checkout compute for a file on disk, small or streamed
+    assert chunker.file_id_of(str(path)) == stream.file_id
+    assert chunker.file_id_of(str(path), whole_below=1 << 30) == stream.file_id
 
 
 def test_a_file_that_shrinks_while_cut_ends_cleanly(chunker, tmp_path) -> None:

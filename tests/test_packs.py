@@ -9,7 +9,7 @@ import pytest
 
 from oxen.errors import CorruptObject
 from oxen.formats.ids import hash_bytes
-from oxen.formats.packs import FOOTER_LEN, Kind, decode_footer, decode_trailer
+from oxen.formats.packs import FOOTER_LEN, PACK_VERSION, Kind, decode_footer, decode_trailer
 from oxen.objects import object_store, pack_writer
 from oxen.objects.pack_writer import PackWriter
 from oxen.repo import AsyncRepo
@@ -40,7 +40,7 @@ def test_bad_footer_and_trailer_are_rejected() -> None:
     with pytest.raises(CorruptObject):
         decode_trailer(b"\xc1garbage")
     with pytest.raises(CorruptObject):
-        decode_trailer(b"\x92\x01\x91\x94\xc4\x10" + b"a" * 16 + b"\x00\x00\x10", data_size=4)
+        decode_trailer(b"\x92\x02\x91\x94\xc4\x20" + b"a" * 32 + b"\x00\x00\x10", data_size=4)
 
 
 def _read_back(sealed) -> list[bytes]:
@@ -88,16 +88,16 @@ def test_abort_removes_the_file(tmp_path) -> None:
 @pytest.mark.parametrize(
     "row",
     [
-        [b"\x01" * 16, 0, "0", 1],  # an offset as a string
-        [b"\x01" * 16, 0, 0.0, 1],  # a float
-        [b"\x01" * 16, 0, True, 1],  # a bool
-        [b"\x01" * 16, 7, 0, 1],  # an unknown kind
-        [list(b"\x01" * 16), 0, 0, 1],  # an id as a list of ints
-        [b"\x01" * 16, 0, 0],  # too short
+        [b"\x01" * 32, 0, "0", 1],  # an offset as a string
+        [b"\x01" * 32, 0, 0.0, 1],  # a float
+        [b"\x01" * 32, 0, True, 1],  # a bool
+        [b"\x01" * 32, 7, 0, 1],  # an unknown kind
+        [list(b"\x01" * 32), 0, 0, 1],  # an id as a list of ints
+        [b"\x01" * 32, 0, 0],  # too short
     ],
 )
 def test_trailer_entries_are_checked_strictly(row: list) -> None:
-    trailer = msgpack.packb([1, [row]], use_bin_type=True)
+    trailer = msgpack.packb([PACK_VERSION, [row]], use_bin_type=True)
     with pytest.raises(CorruptObject):
         decode_trailer(trailer, 100)
 

@@ -13,7 +13,7 @@ from oxen.db.repo_db import RepoDB
 from oxen.errors import RefError
 from oxen.storage.local import LocalStore
 
-A, B, C = b"\xaa" * 16, b"\xbb" * 16, b"\xcc" * 16
+A, B, C = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 
 
 @pytest.fixture(params=["database", "store"])

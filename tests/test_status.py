@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,18 @@ from tests.conftest import write
 @pytest.fixture
 def hash_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = status_mod.hash_file
+    real = status_mod._file_hasher
 
-    def counting(path: str) -> bytes:
-        calls.append(path)
-        return real(path)
+    def hasher(oxen_dir: str) -> Callable[[str], bytes]:
+        file_id_of = real(oxen_dir)
 
-    monkeypatch.setattr(status_mod, "hash_file", counting)
+        def counting(path: str) -> bytes:
+            calls.append(path)
+            return file_id_of(path)
+
+        return counting
+
+    monkeypatch.setattr(status_mod, "_file_hasher", hasher)
     return calls
 
 

@@ -110,7 +110,7 @@ async def test_what_never_arrives_is_written_from_the_store(
 def test_unsafe_paths_are_refused_and_nothing_is_written(tmp_path: Path, bad: str) -> None:
     dest = tmp_path / "clone"
     dest.mkdir()
-    oid = b"\x01" * 16
+    oid = b"\x01" * 32
     checkout = StreamingCheckout(
         dest, [FileRow(bad, oid, 3, None, 0o100644)], {oid: [oid]}, {oid: 3}
     )

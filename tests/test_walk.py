@@ -23,7 +23,7 @@ from oxen.trees.walk import Follow, children, reachable, walk_levels
 from oxen.verbs.checkout import Record, apply_tree_change
 from tests.conftest import write
 
-X, Y, Z = b"\x01" * 16, b"\x02" * 16, b"\x03" * 16
+X, Y, Z = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 
 
 def test_children_of_each_kind_follow_only_the_edges_asked_for() -> None:

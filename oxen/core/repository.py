@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from oxen.config import RepoConfig, load_toml_model, save_toml_model
+from oxen.config import CONFIG_NAME, RepoConfig, load_repo_config, save_toml_model
 from oxen.core.refs import Head, Refs, split_ancestry
 from oxen.db.repo_db import RepoDB
 from oxen.db.rows import StatRow
@@ -28,7 +28,8 @@ from oxen.trees import history
 from oxen.trees.tree import Trees
 from oxen.worktree.paths import OXEN_DIR, Written, find_root, fs_clock, to_repo_path
 
-CONFIG_NAME = "config.toml"
+if TYPE_CHECKING:
+    from oxen.worktree.chunking import Chunker
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,7 @@ class Repository:
     @classmethod
     async def open(cls, path: str | Path | None = None) -> Self:
         root = find_root(path)
-        config = load_toml_model(root / OXEN_DIR / CONFIG_NAME, RepoConfig)
-        return await cls._assemble(root, config)
+        return await cls._assemble(root, load_repo_config(root / OXEN_DIR))
 
     @classmethod
     async def _assemble(cls, root: Path, config: RepoConfig) -> Self:
@@ -106,6 +106,12 @@ class Repository:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def chunker(self) -> Chunker:
+        """The repository's chunker (imported on first use: it costs other commands ~10 ms)."""
+        from oxen.worktree.chunking import Chunker
+
+        return Chunker(self.config.chunking)
 
     async def save_config(self) -> None:
         await asyncio.to_thread(save_toml_model, self.oxen_dir / CONFIG_NAME, self.config)

@@ -12,6 +12,7 @@ import aiosqlite
 
 from oxen.db.rows import ConflictRow, FileRow, Location, StatRow
 from oxen.db.schema import DB_NAME, PRAGMAS, SCHEMA, UPSERT_STAT
+from oxen.formats.ids import split_ids
 from oxen.formats.packs import Kind, PackEntry
 
 BATCH = 5000  # ids per IN (...) query
@@ -128,7 +129,7 @@ class RepoDB:
             sql = f"SELECT file_id, chunks FROM chunk_maps WHERE file_id IN ({marks})"
             async with self.conn.execute(sql, part) as cur:
                 for fid, blob in await cur.fetchall():
-                    out[fid] = [blob[i : i + 16] for i in range(0, len(blob), 16)]
+                    out[fid] = split_ids(blob)
         return out
 
     async def add_chunk_maps(self, rows: list[tuple[bytes, bytes, list[bytes]]]) -> None:

@@ -5,7 +5,7 @@
 Entries are inline in VNodes; a directory's entries are spread over a power-of-two
 number of VNodes by hash of the entry name, ~``vnode_size`` entries each, so adding one
 file to a huge folder rewrites one VNode.  Every node is encoded as a msgpack array
-whose first element is its type, ids as 16 raw bytes; a node's id is the xxh3-128 of
+whose first element is its type, ids as 32 raw bytes; a node's id is the BLAKE3 of
 its encoding, so the same tree has the same ids everywhere.  Files of more than one
 chunk point at a ChunkList node.
 """
@@ -19,7 +19,7 @@ import msgpack
 import xxhash
 
 from oxen.errors import CorruptObject
-from oxen.formats.ids import hash_bytes
+from oxen.formats.ids import ID_LEN, hash_bytes, split_ids
 
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
@@ -168,7 +168,7 @@ def check_name(name: object) -> str:
 
 
 def _id(value: object) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 16:
+    if not isinstance(value, bytes) or len(value) != ID_LEN:
         raise CorruptObject("node holds a malformed id")
     return value
 
@@ -223,19 +223,23 @@ def decode_node(data: bytes) -> Node:
             )
         if kind == NodeType.CHUNKS:
             blob, lengths = body[1], body[2]
-            if not isinstance(blob, bytes) or len(blob) % 16 or len(blob) // 16 != len(lengths):
+            if (
+                not isinstance(blob, bytes)
+                or len(blob) % ID_LEN
+                or len(blob) // ID_LEN != len(lengths)
+            ):
                 raise CorruptObject("malformed chunk list")
-            ids = tuple(blob[i : i + 16] for i in range(0, len(blob), 16))
+            ids = tuple(split_ids(blob))
             return ChunkList(ids, tuple(_int(n) for n in lengths))
         if kind == NodeType.CHUNK_INDEX:
             blob, sizes, counts = body[1], body[2], body[3]
             if (
                 not isinstance(blob, bytes)
-                or len(blob) % 16
-                or not len(blob) // 16 == len(sizes) == len(counts)
+                or len(blob) % ID_LEN
+                or not len(blob) // ID_LEN == len(sizes) == len(counts)
             ):
                 raise CorruptObject("malformed chunk index")
-            lists = tuple(blob[i : i + 16] for i in range(0, len(blob), 16))
+            lists = tuple(split_ids(blob))
             return ChunkIndex(lists, tuple(_int(n) for n in sizes), tuple(_int(n) for n in counts))
     except CorruptObject:
         raise

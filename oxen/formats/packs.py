@@ -4,8 +4,8 @@ Layout (restic-style, so a pack can be streamed out and its index rebuilt from i
 
     blob 0 | blob 1 | ... | trailer (msgpack) | u32 trailer length (LE) | b"OXNPACK1"
 
-The trailer is ``[version, [[id(16 bytes), kind, offset, length], ...]]``.  A pack is
-named by the xxh3-128 of its trailer, which lists the content ids of everything in it.
+The trailer is ``[version, [[id(32 bytes), kind, offset, length], ...]]``.  A pack is
+named by the BLAKE3 of its trailer, which lists the content ids of everything in it.
 Formats only: writing packs is :mod:`oxen.objects.pack_writer`, reading a stored pack's
 index :mod:`oxen.objects.pack_index`.
 """
@@ -21,11 +21,12 @@ from typing import NamedTuple
 import msgpack
 
 from oxen.errors import CorruptObject
+from oxen.formats.ids import ID_LEN
 
 MAGIC = b"OXNPACK1"
 FOOTER = struct.Struct("<I")
 FOOTER_LEN = FOOTER.size + len(MAGIC)
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: 32-byte BLAKE3 ids
 # Entries one pack may list: every pack written or sent holds at most this many, and a
 # received pack listing more is refused before its trailer costs more than ~10 MB to read.
 MAX_PACK_ENTRIES = 100_000
@@ -86,7 +87,7 @@ def trailer_span(size: int, tail: bytes) -> tuple[int, int]:
 def decode_trailer(
     trailer: bytes, data_size: int | None = None, max_entries: int | None = MAX_PACK_ENTRIES
 ) -> list[PackEntry]:
-    """The entries of a pack's trailer, strictly checked (ids are 16 bytes, kinds known,
+    """The entries of a pack's trailer, strictly checked (ids are ID_LEN bytes, kinds known,
     offsets and lengths non-negative integers inside the data).  ``max_entries`` bounds what
     the decoding may cost: None only for packs a repository wrote itself."""
     try:
@@ -107,7 +108,7 @@ def decode_trailer(
             not isinstance(r, list)
             or len(r) != 4
             or not isinstance(r[0], bytes)
-            or len(r[0]) != 16
+            or len(r[0]) != ID_LEN
             or r[1] not in (Kind.CHUNK, Kind.NODE)
             or type(r[1]) is not int
             or type(r[2]) is not int

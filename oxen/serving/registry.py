@@ -44,6 +44,7 @@ class RepoRegistry:
         body = {
             **info.as_dict(),
             "incarnation": info.incarnation,
+            "format": info.format,
             "chunking": to_dict(ChunkingConfig()),
         }
         key = self._prefix(namespace, name) + "/repo.json"
@@ -57,7 +58,8 @@ class RepoRegistry:
             raise NotFound(f"no repository {namespace}/{name}")
         data = json.loads(raw)
         incarnation = str(data.get("incarnation", "0"))
-        return RepoInfo(data["namespace"], data["name"], int(data["created"]), incarnation)
+        fmt = data.get("format", 1)
+        return RepoInfo(data["namespace"], data["name"], int(data["created"]), incarnation, fmt)
 
     async def list(self, namespace: str) -> list[RepoInfo]:
         check_repo_name(namespace, "namespace")
@@ -83,6 +85,7 @@ class RepoRegistry:
             except NotFound:
                 await self._forget(key)
                 raise
+            info.check_format()
             if opened is not None and opened.info.incarnation == info.incarnation:
                 self._checked[key] = now
                 return opened

@@ -19,10 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from oxen.config import FORMAT_VERSION
 from oxen.core.refs import StoreRefs, check_branch_name
 from oxen.db.repo_db import RepoDB
 from oxen.errors import (
     CorruptObject,
+    FormatError,
     InvalidInput,
     MissingObject,
     NonFastForward,
@@ -59,6 +61,15 @@ class RepoInfo:
     # another incarnation, and nothing cached for the old one (index, verified commits)
     # may serve it.
     incarnation: str = "0"
+    format: int = FORMAT_VERSION  # of its objects (see oxen.config.FORMAT_VERSION)
+
+    def check_format(self) -> None:
+        if self.format != FORMAT_VERSION:
+            raise FormatError(
+                f"repository {self.namespace}/{self.name} is stored in format {self.format}; "
+                f"this server reads format {FORMAT_VERSION} only (32-byte BLAKE3 ids): "
+                "serve it with the older oxen-server, or delete it and push it again"
+            )
 
     def as_dict(self) -> dict[str, object]:
         return {"namespace": self.namespace, "name": self.name, "created": self.created}

@@ -11,7 +11,8 @@ import msgpack
 
 from oxen.config import load_auth_tokens
 from oxen.errors import NonFastForward, NotFound, RemoteError
-from oxen.sync.protocol import MISSING_BATCH, RemoteURL
+from oxen.formats.ids import split_ids
+from oxen.sync.protocol import MISSING_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, RemoteURL
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
 
@@ -31,7 +32,9 @@ class HttpRemote:
     def __init__(self, url: RemoteURL, token: str | None = None, connections: int = 8) -> None:
         self.url = url
         self.token = token if token is not None else token_for(url.host)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         self.session = aiohttp.ClientSession(
             headers=headers, timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=connections)
         )
@@ -47,6 +50,7 @@ class HttpRemote:
             response = await self.session.request(method, url, **kwargs)  # type: ignore[arg-type]
         except aiohttp.ClientConnectionError as e:
             raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+        _check_protocol(response, self.url.host)
         if response.status >= 400:
             await _raise_for(response, str(self.url))
         return response
@@ -59,6 +63,7 @@ class HttpRemote:
             )
         except aiohttp.ClientConnectionError as e:
             raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+        _check_protocol(response, self.url.host)
         if response.status >= 400:
             await _raise_for(response, str(self.url))
         response.release()
@@ -77,8 +82,11 @@ class HttpRemote:
             raw = await response.read()
             self.bytes_sent += len(body)
             self.bytes_received += len(raw)
-            blob = msgpack.unpackb(raw)
-            out.update(blob[j : j + 16] for j in range(0, len(blob), 16))
+            try:
+                blob = msgpack.unpackb(raw)
+                out.update(split_ids(blob))
+            except (ValueError, TypeError, msgpack.ExtraData) as e:
+                raise RemoteError(f"the server answered a malformed id list: {e}") from None
         return out
 
     async def upload_pack(self, path: Path) -> None:
@@ -114,6 +122,20 @@ class HttpRemote:
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         (await self._request("DELETE", f"/refs/heads/{branch}", json={"old": old.hex()})).release()
+
+
+def _check_protocol(response: aiohttp.ClientResponse, host: str) -> None:
+    """An answer from a server of another protocol version: one line, before anything else
+    (an error without the header may come from a proxy in front: _raise_for says it)."""
+    theirs = response.headers.get(PROTOCOL_HEADER)
+    if theirs != str(PROTOCOL_VERSION) and (theirs is not None or response.status < 400):
+        response.release()
+        newer = theirs is not None and theirs.isdigit() and int(theirs) > PROTOCOL_VERSION
+        raise RemoteError(
+            f"the server at {host} speaks oxen protocol {theirs or 1} and this client "
+            f"{PROTOCOL_VERSION} (32-byte BLAKE3 ids): "
+            + ("upgrade oxen" if newer else "upgrade the server")
+        )
 
 
 async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:

@@ -10,6 +10,11 @@ from urllib.parse import urlparse
 
 from oxen.errors import OxenError
 
+# Sent by the client on every request and by the server on every answer; each refuses
+# the other's when it differs, in one line (2: ids are 32-byte BLAKE3).
+PROTOCOL_HEADER = "Oxen-Protocol"
+PROTOCOL_VERSION = 2
+
 MISSING_BATCH = 20_000  # ids per "which of these do you lack" request (and objects per pack)
 PACK_TARGET = 16 * 1024 * 1024  # bytes per pack sent or fetched
 

@@ -15,7 +15,6 @@ from oxen.core.refs import Head
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
 from oxen.errors import DirtyWorkingTree, OxenError, RefError
-from oxen.formats.ids import hash_file
 from oxen.progress import ProgressFactory, null_progress
 from oxen.trees.tree import Change
 from oxen.verbs.status import status as working_status
@@ -99,7 +98,9 @@ async def refuse_overwrites(repo: Repository, changes: dict[str, Change]) -> Non
     # an untracked file where the target has a file is in the way unless it is that file
     in_the_way = sorted(set(status.untracked) & touched)
     if in_the_way:
-        ids = await asyncio.to_thread(lambda: [hash_file(str(repo.root / p)) for p in in_the_way])
+        ids = await asyncio.to_thread(
+            lambda: [repo.chunker().file_id_of(str(repo.root / p)) for p in in_the_way]
+        )
         for p, oid in zip(in_the_way, ids, strict=True):
             new = changes[p].new
             if new is None or oid != new.id:

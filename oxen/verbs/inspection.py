@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from oxen.core.repository import Repository
 from oxen.errors import CorruptObject, MissingObject, OxenError, PathError
-from oxen.formats.ids import from_hex, hash_bytes, hash_file
+from oxen.formats.ids import from_hex, hash_bytes
 from oxen.formats.nodes import (
     ChunkIndex,
     CommitNode,
@@ -176,7 +176,7 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
         local = repo.root / path
         if not await asyncio.to_thread(local.is_file):
             raise PathError(f"no such file in {rev} or the working tree: {user_path}")
-        oid = await asyncio.to_thread(hash_file, str(local))
+        oid = await asyncio.to_thread(repo.chunker().file_id_of, str(local))
         size = (await asyncio.to_thread(local.stat)).st_size
         return FileInfo(path, kind, mime, ext, oid.hex(), size, tracked=False)
     assert cid is not None
@@ -238,7 +238,7 @@ async def node(repo: Repository, id_hex: str) -> NodeInfo:
     try:
         oid = from_hex(id_hex.strip().lower())
     except ValueError:
-        raise OxenError(f"not a node id (32 hex characters): {id_hex}") from None
+        raise OxenError(f"not a node id (64 hex characters): {id_hex}") from None
     if not await repo.db.locate([oid]):
         raise MissingObject(f"no node {id_hex} in this repository")
     data = (await repo.objects.read_blobs([oid]))[oid]

@@ -1,7 +1,8 @@
 """Content-defined chunking (FastCDC 2020, normalized) of buffers and of large files.
 
 A large file is cut in segments of ``SEGMENT`` bytes on a pool of threads (pyfastcdc and
-xxhash release the GIL, so two cores cut twice as fast).  Each segment is cut as if a chunk
+blake3 release the GIL, so two cores cut twice as fast).  Each chunk's bytes are hashed
+once, there; the file's id is made from its chunk ids (:mod:`oxen.formats.ids`).  Each segment is cut as if a chunk
 started at its first byte, and reads ``overlap`` bytes past its end.  FastCDC decides a cut
 from the bytes since the chunk's start only, so once the chunks of one segment, carried
 past its end, meet a cut of the next segment, the two agree from there on: the handed-out
@@ -18,9 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyfastcdc
-import xxhash
+from blake3 import blake3
 
 from oxen.config import ChunkingConfig
+from oxen.formats.ids import FileIdBuilder, file_id
 
 SEGMENT = 8 * 1024 * 1024
 WORKERS = 2  # threads cutting segments
@@ -58,10 +60,23 @@ class Chunker:
 
     def cut(self, data: bytes | bytearray | memoryview) -> list[Chunk]:
         """Every chunk of an in-memory buffer that is a whole file."""
-        digest = xxhash.xxh3_128_digest
         if len(data) <= self.config.min_size:
-            return [Chunk(digest(data), 0, len(data))]
-        return [Chunk(digest(c.data), c.offset, c.length) for c in self._cdc.cut_buf(data)]
+            return [Chunk(blake3(data).digest(), 0, len(data))]
+        return [Chunk(blake3(c.data).digest(), c.offset, c.length) for c in self._cdc.cut_buf(data)]
+
+    def file_id_of(self, path: str, whole_below: int = SEGMENT) -> bytes:
+        """The id a file on disk would get from ``add`` (blocking; cuts and hashes it)."""
+        with open(path, "rb", buffering=0) as f:
+            if os.fstat(f.fileno()).st_size < whole_below:
+                return file_id(c.id for c in self.cut(f.read()))
+        stream = self.open_stream(path)
+        try:
+            while stream.next_block() is not None:
+                pass
+        finally:
+            stream.close()
+        assert stream.file_id is not None
+        return stream.file_id
 
     def open_stream(self, path: str, segment: int = SEGMENT) -> FileStream:
         return FileStream(self, path, segment)
@@ -109,7 +124,7 @@ class FileStream:
         self.file_id: bytes | None = None
         self._fd = os.open(path, os.O_RDONLY)
         self._planned = os.fstat(self._fd).st_size
-        self._hasher = xxhash.xxh3_128()
+        self._ids = FileIdBuilder()
         self._pool: ThreadPoolExecutor | None = None
         self._jobs: deque[Future[_Segment]] = deque()
         self._held: deque[_Segment] = deque()
@@ -213,12 +228,12 @@ class FileStream:
         base = chunks[0].offset
         end = chunks[-1].offset + chunks[-1].length
         data = seg.data[base:end]
-        self._hasher.update(data)
+        self._ids.update(c.id for c in chunks)
         self.size += len(data)
         self._pos = seg.start + end
         return Block(data, [Chunk(c.id, c.offset - base, c.length) for c in chunks])
 
     def _finish(self) -> None:
         self._done = True
-        self.file_id = self._hasher.digest()
+        self.file_id = self._ids.digest()
         self.close()

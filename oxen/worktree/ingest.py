@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from oxen.formats.ids import hash_bytes
+from oxen.formats.ids import EMPTY_ID, file_id
 from oxen.formats.packs import Kind
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore, PackSink
@@ -119,7 +119,9 @@ class Ingestor:
                 list_id, nodes = chunklists.build(
                     [c.id for c in chunks], [c.length for c in chunks]
                 )
-                out.append(_ReadFile(path, st, data, chunks, hash_bytes(data), list_id, nodes))
+                out.append(
+                    _ReadFile(path, st, data, chunks, file_id(c.id for c in chunks), list_id, nodes)
+                )
         return out
 
     async def _ingest_small(self, root: Path, files: list[tuple[str, FileStat]]) -> None:
@@ -194,17 +196,16 @@ class Ingestor:
                 self.progress.update(len(block.data))
         finally:
             stream.close()
-        assert stream.file_id is not None
         if not chunks:  # the file shrank to nothing while we read it
-            empty = hash_bytes(b"")
-            if await self.objects.db.missing([empty]):
-                await self.sink.add([(empty, Kind.CHUNK, b"")])
-            chunks.append(Chunk(empty, 0, 0))
-        file_id = chunks[0].id if len(chunks) == 1 else stream.file_id
+            if await self.objects.db.missing([EMPTY_ID]):
+                await self.sink.add([(EMPTY_ID, Kind.CHUNK, b"")])
+            chunks.append(Chunk(EMPTY_ID, 0, 0))
+        assert stream.file_id is not None
+        fid = stream.file_id
         ids = [c.id for c in chunks]
         list_id, nodes = chunklists.build(ids, [c.length for c in chunks])
         if list_id is not None:
             new = await self.objects.db.missing(oid for oid, _ in nodes)
             await self.sink.add([(oid, Kind.NODE, data) for oid, data in nodes if oid in new])
-            self.chunk_maps.append((file_id, list_id, ids))
-        self.results.append(Ingested(path, st, file_id, stream.size, list_id))
+            self.chunk_maps.append((fid, list_id, ids))
+        self.results.append(Ingested(path, st, fid, stream.size, list_id))

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from stat import S_ISREG
 
 from oxen.db.schema import connect_sync
-from oxen.formats.ids import hash_file
 from oxen.formats.refnames import branch_of
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.listings import Listings
@@ -114,9 +113,11 @@ def compute_status(root, prefix: str = "", parallel: bool = False, current: bool
             status.removed = [p for p in rows if p not in present]
 
         refreshed: list[tuple] = []
+        file_id_of = _file_hasher(oxen_dir) if found.changed else None
         for path, size, mtime_ns, ctime_ns, ino in found.changed:
             try:
-                oid = hash_file(os.path.join(root, path))
+                assert file_id_of is not None
+                oid = file_id_of(os.path.join(root, path))
             except FileNotFoundError:
                 status.removed.append(path)
                 continue
@@ -287,6 +288,17 @@ def _forked(work: Callable[[], bytes]) -> Callable[[], _Found | None]:
         return found
 
     return wait
+
+
+def _file_hasher(oxen_dir: str) -> Callable[[str], bytes]:
+    """What gives a file's id: the repository's own chunker (loaded only when a file needs
+    hashing: the chunker's libraries cost a clean status more than it takes)."""
+    from pathlib import Path
+
+    from oxen.config import load_repo_config
+    from oxen.worktree.chunking import Chunker
+
+    return Chunker(load_repo_config(Path(oxen_dir)).chunking).file_id_of
 
 
 def _describe_head(conn, value: bytes | None) -> tuple[str | None, str | None]:

@@ -16,9 +16,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.storage.conftest import aws_env, make_bucket, moto_endpoint  # noqa: F401 - fixtures
 
 SERVER = [sys.executable, "-m", "oxen.server.main"]
+
+
+def auth(token: str) -> dict[str, str]:
+    """The headers our client sends: its token and its protocol version."""
+    return {"Authorization": f"Bearer {token}", PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
 
 
 def free_port() -> int:
@@ -126,7 +132,7 @@ def s3_server(make_server: Callable[..., Server], moto_endpoint: str, make_bucke
 
 @pytest.fixture
 async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    headers = {"Authorization": f"Bearer {server.token}"}
+    headers = auth(server.token)
     async with aiohttp.ClientSession(headers=headers) as session:
         r = await session.post(
             f"http://{server.host}/api/repos", json={"namespace": "ns", "name": "r"}

@@ -24,8 +24,9 @@ from oxen.formats.nodes import (
 from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from oxen.sync import remotes
+from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.conftest import write
-from tests.sync.conftest import Server
+from tests.sync.conftest import Server, auth
 from tests.sync.test_server_input import expect_error, pack_bytes, stored_packs
 
 
@@ -43,7 +44,7 @@ async def test_a_fetch_of_one_id_many_times_sends_it_once(api, tmp_path: Path) -
 @pytest.mark.parametrize("name", [".oxen", ".OXEN", ".Oxen"])
 async def test_a_node_naming_oxen_at_any_depth_is_refused(api, tmp_path: Path, name: str) -> None:
     session, base = api
-    data = msgpack.packb([3, [[0, name, bytes(16), 1, None, 0o644]]], use_bin_type=True)
+    data = msgpack.packb([3, [[0, name, bytes(32), 1, None, 0o644]]], use_bin_type=True)
     oid = hash_bytes(data)
     body = pack_bytes(tmp_path, [(oid, Kind.NODE, data)])
     err = await expect_error(await session.post(base + "/packs", data=body), 400)
@@ -66,6 +67,7 @@ def test_non_utf8_authorization_is_a_401(server: Server) -> None:
     conn = http.client.HTTPConnection(server.host, timeout=10)
     conn.putrequest("GET", "/api/repos/ns")
     conn.putheader("Authorization", b"Bearer \xff\xfe\xfd")
+    conn.putheader(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
     conn.endheaders()
     response = conn.getresponse()
     assert response.status == 401, response.read()
@@ -94,7 +96,7 @@ async def test_a_branch_cannot_be_a_folder_of_another(
             await repo.create_branch("nest")
     finally:
         await repo.close()
-    headers = {"Authorization": f"Bearer {server.token}"}
+    headers = auth(server.token)
     base = f"http://{server.host}/api/repos/ns/nest/refs/heads/"
     async with aiohttp.ClientSession(headers=headers) as session:
         for branch in ("main/x", "nest"):
@@ -170,16 +172,19 @@ def _raw_request(server: Server, head: str) -> str:
 
 def test_a_body_that_never_comes_is_answered(make_server) -> None:
     server = make_server(env={"OXEN_SERVER_BODY_TIMEOUT": "1"})
-    headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
+    headers = {**auth(server.token), "Content-Type": "application/json"}
     conn = http.client.HTTPConnection(server.host, timeout=30)
     conn.request("POST", "/api/repos", body=b'{"namespace": "ns", "name": "r"}', headers=headers)
     assert conn.getresponse().status == 201
-    auth = f"Authorization: Bearer {server.token}\r\nHost: {server.host}\r\n"
+    auth_lines = "".join(f"{k}: {v}\r\n" for k, v in auth(server.token).items())
+    auth_lines += f"Host: {server.host}\r\n"
     # announced far past the limit: refused at once
-    head = f"POST /api/repos/ns/r/packs HTTP/1.1\r\n{auth}Content-Length: 2147483648\r\n\r\n"
+    head = f"POST /api/repos/ns/r/packs HTTP/1.1\r\n{auth_lines}Content-Length: 2147483648\r\n\r\n"
     assert " 413 " in _raw_request(server, head)
     # a small body announced and never sent: 408 once it stalls (1 s here), not held for ever
-    head = f"POST /api/repos/ns/r/objects/missing HTTP/1.1\r\n{auth}Content-Length: 1000\r\n\r\n"
+    head = (
+        f"POST /api/repos/ns/r/objects/missing HTTP/1.1\r\n{auth_lines}Content-Length: 1000\r\n\r\n"
+    )
     assert " 408 " in _raw_request(server, head)
     # a JSON body over the limit is a 413, not a 400
     big = b'{"namespace": "' + b"x" * (17 * 1024 * 1024) + b'"}'

@@ -9,12 +9,12 @@ import msgpack
 import pytest
 
 from oxen.errors import InvalidInput
-from oxen.formats.ids import hash_bytes
+from oxen.formats.ids import hash_bytes, split_ids
 from oxen.formats.nodes import CommitNode, DirNode, FileEntry, VNode, encode_node, encode_with_id
 from oxen.formats.packs import Kind
 from oxen.objects.pack_writer import PackWriter
 from oxen.sync.clone import clone
-from tests.sync.conftest import Server
+from tests.sync.conftest import Server, auth
 
 
 async def expect_error(response: aiohttp.ClientResponse, status: int) -> dict:
@@ -35,7 +35,7 @@ def pack_bytes(tmp_path, blobs: list[tuple[bytes, Kind, bytes]]) -> bytes:
 async def stored_packs(session: aiohttp.ClientSession, base: str, ids: list[bytes]) -> set[bytes]:
     r = await session.post(base + "/objects/missing", data=msgpack.packb(b"".join(ids)))
     blob = msgpack.unpackb(await r.read())
-    missing = {blob[i : i + 16] for i in range(0, len(blob), 16)}
+    missing = set(split_ids(blob))
     return set(ids) - missing
 
 
@@ -51,7 +51,7 @@ async def test_chunk_that_does_not_match_its_id(api, tmp_path) -> None:
 async def test_node_with_an_escaping_path(api, tmp_path) -> None:
     session, base = api
     for name in ("..", "/etc/passwd", "a/../../b"):
-        data = msgpack.packb([3, [[0, name, bytes(16), 1, None, 0o644]]], use_bin_type=True)
+        data = msgpack.packb([3, [[0, name, bytes(32), 1, None, 0o644]]], use_bin_type=True)
         oid = hash_bytes(data)
         err = await expect_error(
             await session.post(
@@ -73,9 +73,9 @@ async def test_malformed_bodies(api) -> None:
     await expect_error(await session.post(base + "/packs", data=b"not a pack at all"), 400)
     await expect_error(await session.put(base + "/refs/heads/main", data=b"{nope"), 400)
     await expect_error(await session.put(base + "/refs/heads/main", json={"new": "xyz"}), 400)
-    await expect_error(await session.put(base + "/refs/heads/main", json={"new": "ab" * 16}), 400)
+    await expect_error(await session.put(base + "/refs/heads/main", json={"new": "ab" * 32}), 400)
     await expect_error(
-        await session.put(base + "/refs/heads/bad..name", json={"new": "ab" * 16}), 400
+        await session.put(base + "/refs/heads/bad..name", json={"new": "ab" * 32}), 400
     )
     await expect_error(
         await session.post(base.rsplit("/", 2)[0], json={"namespace": "../x", "name": "y"}), 400
@@ -119,28 +119,28 @@ async def test_tokens_and_namespaces(server: Server) -> None:
         await expect_error(
             await anon.post(host + "/api/repos", json={"namespace": "ns", "name": "r"}), 401
         )
-    async with aiohttp.ClientSession(headers={"Authorization": "Bearer oxn_bad"}) as bad:
+    async with aiohttp.ClientSession(headers=auth("oxn_bad")) as bad:
         await expect_error(await bad.get(host + "/api/repos/ns"), 401)
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.token}"}) as owner:
+    async with aiohttp.ClientSession(headers=auth(server.token)) as owner:
         assert (
             await owner.post(host + "/api/repos", json={"namespace": "ns", "name": "r"})
         ).status == 201
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {reader}"}) as ro:
+    async with aiohttp.ClientSession(headers=auth(reader)) as ro:
         assert (await ro.get(host + "/api/repos/ns/r/refs")).status == 200
         await expect_error(
             await ro.post(host + "/api/repos", json={"namespace": "ns", "name": "r2"}), 403
         )
         await expect_error(
-            await ro.put(host + "/api/repos/ns/r/refs/heads/main", json={"new": "ab" * 16}), 403
+            await ro.put(host + "/api/repos/ns/r/refs/heads/main", json={"new": "ab" * 32}), 403
         )
         await expect_error(await ro.delete(host + "/api/repos/ns/r"), 403)
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {other}"}) as outsider:
+    async with aiohttp.ClientSession(headers=auth(other)) as outsider:
         await expect_error(await outsider.get(host + "/api/repos/ns/r/refs"), 403)
         await expect_error(
             await outsider.post(host + "/api/repos/ns/r/objects/missing", data=msgpack.packb(b"")),
             403,
         )
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.token}"}) as owner:
+    async with aiohttp.ClientSession(headers=auth(server.token)) as owner:
         listing = await (await owner.get(host + "/api/repos/ns")).json()
         assert [r["name"] for r in listing["repositories"]] == ["r"]
 
