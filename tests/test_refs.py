@@ -3,6 +3,8 @@ and the names, HEAD and remote-tracking refs of a working copy."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +12,17 @@ import pytest
 
 from oxen.core.refs import BranchRefs, Refs, StoreRefs, remote_ref, split_ancestry
 from oxen.db.repo_db import RepoDB
-from oxen.errors import RefError
+from oxen.errors import RefConflict, RefError
+from oxen.storage import Store
 from oxen.storage.local import LocalStore
+from oxen.storage.nfs import NfsStore
+from tests.storage.conftest import (  # noqa: F401 - fixtures
+    CREDENTIALS,
+    S3_TEST_OPTIONS,
+    aws_env,
+    make_bucket,
+    moto_endpoint,
+)
 
 A, B, C = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 
@@ -39,6 +50,67 @@ async def test_branches_move_only_by_compare_and_swap(refs: BranchRefs) -> None:
     assert not await refs.remove_if_equals("main", A)
     assert await refs.remove_if_equals("main", B)
     assert await refs.branches() == {"feature/x": C}
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3), "nfs"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty store of each backend a server can keep its repositories on."""
+    if request.param == "local":
+        store: Store = LocalStore(tmp_path / "local")
+    elif request.param == "nfs":
+        store = NfsStore(tmp_path / "nfs", lock_wait=30.0)
+    else:
+        from oxen.storage.s3 import S3Store
+
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = request.getfixturevalue("make_bucket")(f"refs-{uuid.uuid4().hex[:12]}")
+        store = S3Store(bucket, "r", endpoint_url=endpoint, **CREDENTIALS, **S3_TEST_OPTIONS)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_deleted_branch_reads_as_absent_and_can_be_created_again(any_store: Store) -> None:
+    """A delete is a compare-and-swap to a tombstone: gone for every reader, refused when
+    the branch moved, and the name is taken again by a swap from the tombstone."""
+    refs = StoreRefs(any_store)
+    assert await refs.set_if_equals("main", None, A)
+    assert await refs.set_if_equals("dev", None, B)
+    assert not await refs.remove_if_equals("main", B)  # it holds A
+    assert await refs.remove_if_equals("main", A)
+    assert await refs.get("main") is None
+    assert await refs.branches() == {"dev": B}
+    assert not await refs.remove_if_equals("main", A)  # gone already
+    assert not await refs.set_if_equals("main", A, C)  # a push that saw A comes too late
+    assert await refs.get("main") is None
+    assert await refs.set_if_equals("main", None, C)  # created again
+    assert not await refs.set_if_equals("main", None, B)
+    assert await refs.branches() == {"dev": B, "main": C}
+    assert await any_store.get("refs/heads/main") == C.hex().encode()
+
+
+async def test_racing_creations_of_a_deleted_branch_have_one_winner(any_store: Store) -> None:
+    refs = StoreRefs(any_store)
+    assert await refs.set_if_equals("main", None, A)
+    assert await refs.remove_if_equals("main", A)
+    won = await asyncio.gather(*(refs.set_if_equals("main", None, c) for c in (A, B, C)))
+    assert sum(won) == 1
+    assert await refs.get("main") == (A, B, C)[won.index(True)]
+
+
+async def test_a_deleted_branch_still_holds_its_name_as_a_folder(any_store: Store) -> None:
+    """Its tombstone stays (a few bytes) until garbage collection, and a filesystem store
+    cannot hold ``main/x`` beside ``main``: a clear conflict, on every backend alike."""
+    refs = StoreRefs(any_store)
+    assert await refs.set_if_equals("main", None, A)
+    assert await refs.set_if_equals("nest/x", None, B)
+    assert await refs.remove_if_equals("main", A)
+    assert await refs.remove_if_equals("nest/x", B)
+    for name in ("main/x", "nest"):
+        with pytest.raises(RefConflict, match="deleted branch"):
+            await refs.set_if_equals(name, None, C)
+    assert await refs.branches() == {}
 
 
 async def test_a_lost_reply_to_our_own_swap_is_a_success(tmp_path: Path) -> None:

@@ -15,6 +15,32 @@ from oxen.sync.push import push, send_objects
 from tests.conftest import write
 
 
+class PausingStore(LocalStore):
+    """A local store that, once armed with a key suffix, holds the next write of that key
+    (a delete or a compare-and-swap) until released: one step of a ref update or delete
+    can then be made to land between the steps of another."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.armed: str | None = None
+        self.paused = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _gate(self, key: str) -> None:
+        if self.armed is not None and key.endswith(self.armed):
+            self.armed = None
+            self.paused.set()
+            await self.release.wait()
+
+    async def delete(self, key: str) -> None:
+        await self._gate(key)
+        await super().delete(key)
+
+    async def compare_and_swap(self, key: str, expected: bytes | None, new: bytes) -> bool:
+        await self._gate(key)
+        return await super().compare_and_swap(key, expected, new)
+
+
 class InProcessRemote:
     """The Remote protocol straight onto a ServedRepo: the sync algorithms without HTTP."""
 
@@ -145,3 +171,62 @@ async def test_a_repository_deleted_and_created_again_starts_empty(
     finally:
         await this.close()
         await other.close()
+
+
+async def _base_and_child(repo: AsyncRepo, workdir: Path, served) -> tuple[bytes, bytes]:
+    """``main`` on the server at a base commit; a child of it stored there, not yet pushed."""
+    base = await commit_files(repo, workdir, {"a": "1"}, "base")
+    await push(repo, InProcessRemote(served), "origin", "main")
+    child = await commit_files(repo, workdir, {"a": "2"}, "child")
+    await send_objects(repo, InProcessRemote(served), child)
+    return base, child
+
+
+async def test_a_push_answered_ok_is_never_undone_by_a_racing_delete(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """The delete has checked that ``main`` holds ``base`` and not yet written; a push moves
+    ``main`` on and is answered; the delete must then fail, not remove the pushed commit."""
+    store = PausingStore(tmp_path / "bucket")
+    registry = RepoRegistry(store, tmp_path / "cache")
+    try:
+        await registry.create("ns", "r")
+        served = await registry.open("ns", "r")
+        base, child = await _base_and_child(repo, workdir, served)
+        store.armed = "refs/heads/main"
+        deleting = asyncio.create_task(served.delete_ref("main", base))
+        await store.paused.wait()
+        await served.update_ref("main", base, child)  # answered 200
+        store.release.set()
+        with pytest.raises(RefConflict):
+            await deleting
+        assert (await served.refs()) == {"main": child}
+    finally:
+        await registry.close()
+
+
+async def test_a_push_racing_a_delete_that_lands_first_is_refused(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """The other order: the push has checked ``main`` and verified its commit, the delete
+    lands, then the push's swap must fail (409), not recreate or move a deleted branch."""
+    store = PausingStore(tmp_path / "bucket")
+    registry = RepoRegistry(store, tmp_path / "cache")
+    try:
+        await registry.create("ns", "r")
+        served = await registry.open("ns", "r")
+        base, child = await _base_and_child(repo, workdir, served)
+        store.armed = "refs/heads/main"
+        pushing = asyncio.create_task(served.update_ref("main", base, child))
+        await store.paused.wait()
+        await served.delete_ref("main", base)  # answered 200
+        store.release.set()
+        with pytest.raises(RefConflict):
+            await pushing
+        assert await served.refs() == {}
+        with pytest.raises(NotFound):
+            await served.delete_ref("main", base)
+        await served.update_ref("main", None, child)  # the name can be used again
+        assert await served.refs() == {"main": child}
+    finally:
+        await registry.close()

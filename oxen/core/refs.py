@@ -9,6 +9,7 @@ sync protocol needs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from oxen.errors import RefConflict
@@ -119,48 +120,71 @@ class Refs:
         return tips
 
 
+#: What the object of a deleted branch holds in a store (never a commit id's hex).
+TOMBSTONE = b"deleted"
+
+
 class StoreRefs:
     """A served repository's branches: ``refs/heads/<branch>`` objects holding the commit
-    id in hex, moved by the store's compare-and-swap (so any number of servers agree)."""
+    id in hex, moved by the store's compare-and-swap (so any number of servers agree).
+
+    A delete swaps the commit for :data:`TOMBSTONE` rather than removing the object: a
+    check-then-delete could remove a commit a racing push had just swapped in and been
+    answered for, and not every store can delete conditionally.  A tombstone reads as no
+    branch; creating the branch again swaps it out.  Until garbage collection removes it
+    (it is a few bytes), it keeps its name from being a folder of a new branch, or the
+    reverse, as a live branch does: a filesystem store cannot hold both.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def get(self, branch: str) -> bytes | None:
-        raw = await self.store.get(branch_ref(branch))
-        return bytes.fromhex(raw.decode()) if raw is not None else None
+        return _commit(await self.store.get(branch_ref(branch)))
 
-    async def branches(self) -> dict[str, bytes]:
+    async def _named(self) -> dict[str, bytes]:
+        """Every branch object, deleted ones (tombstones) included: name -> raw value."""
         keys = [k async for k in self.store.list(HEADS)]
         values = await asyncio.gather(*(self.store.get(k) for k in keys))
         return {
-            k.removeprefix(HEADS): bytes.fromhex(v.decode())
-            for k, v in zip(keys, values, strict=True)
-            if v is not None
+            k.removeprefix(HEADS): v for k, v in zip(keys, values, strict=True) if v is not None
         }
+
+    async def branches(self) -> dict[str, bytes]:
+        named = await self._named()
+        return {name: c for name, raw in named.items() if (c := _commit(raw)) is not None}
 
     async def set_if_equals(self, branch: str, old: bytes | None, new: bytes) -> bool:
         key = branch_ref(branch)
+        value = new.hex().encode()
         if old is None:
-            _refuse_nesting(branch, await self.branches())
-        expected = old.hex().encode() if old is not None else None
-        if await self.store.compare_and_swap(key, expected, new.hex().encode()):
+            named = await self._named()
+            _refuse_nesting(branch, {n for n, raw in named.items() if raw != TOMBSTONE})
+            _refuse_nesting(branch, {n for n, raw in named.items() if raw == TOMBSTONE}, "deleted ")
+            expected = await self.store.get(key)
+            if expected not in (None, TOMBSTONE):
+                return expected == value
+        else:
+            expected = old.hex().encode()
+        if await self.store.compare_and_swap(key, expected, value):
             return True
         # a conditional write whose reply was lost looks like a conflict on retry
-        return await self.store.get(key) == new.hex().encode()
+        return await self.store.get(key) == value
 
     async def remove_if_equals(self, branch: str, old: bytes) -> bool:
-        key = branch_ref(branch)
-        if await self.store.get(key) != old.hex().encode():
-            return False
-        await self.store.delete(key)
-        return True
+        return await self.store.compare_and_swap(branch_ref(branch), old.hex().encode(), TOMBSTONE)
 
 
-def _refuse_nesting(branch: str, existing: dict[str, bytes]) -> None:
+def _commit(raw: bytes | None) -> bytes | None:
+    """The commit a branch object holds; None for no object or a tombstone."""
+    return None if raw is None or raw == TOMBSTONE else bytes.fromhex(raw.decode())
+
+
+def _refuse_nesting(branch: str, existing: Iterable[str], kind: str = "") -> None:
     other = nesting_conflict(branch, existing)
     if other is not None:
+        held = "still holds its name until garbage collection" if kind else "exists"
         raise RefConflict(
-            f"cannot create branch {branch!r}: branch {other!r} exists "
+            f"cannot create branch {branch!r}: {kind}branch {other!r} {held} "
             "(a branch cannot be a folder of another)"
         )

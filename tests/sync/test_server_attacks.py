@@ -9,7 +9,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from oxen.errors import CorruptObject, PathError, RefConflict
+from oxen.errors import CorruptObject, NotFound, PathError, RefConflict
 from oxen.formats.ids import hash_bytes
 from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import (
@@ -229,3 +229,50 @@ async def test_the_client_refuses_too_deep_trees_and_paths(repo: AsyncRepo, work
     with pytest.raises(PathError, match="deeper than"):
         await repo.add(["."])
     assert await repo.db.staged() == {}
+
+
+async def test_a_branch_is_deleted_only_at_the_commit_the_client_names(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE names the commit the client expects: another one is a 409 and the branch
+    stays; once deleted, the branch is gone for listing, clone and a second delete (404),
+    and a push creates it again."""
+    monkeypatch.setenv("OXEN_AUTH_TOKEN", server.token)
+    url = server.url("ns/del")
+    await remotes.create_remote(url)
+    repo = await AsyncRepo.init(tmp_path / "w")
+    try:
+        write(repo.root, "a.txt", "a")
+        await repo.add([str(repo.root / "a.txt")])
+        first = await repo.commit("one")
+        await repo.set_remote("origin", url)
+        await repo.push()
+        write(repo.root, "a.txt", "b")
+        await repo.add([str(repo.root / "a.txt")])
+        second = await repo.commit("two")
+        await repo.push()
+        headers = {"Authorization": f"Bearer {server.token}"}
+        base = f"http://{server.host}/api/repos/ns/del"
+        async with aiohttp.ClientSession(headers=headers) as session:
+            r = await session.delete(base + "/refs/heads/main", json={"old": first.hex()})
+            err = await expect_error(r, 409)
+            assert "moved" in err["error"]
+            refs = await (await session.get(base + "/refs")).json()
+            assert refs["branches"] == {"main": second.hex()}
+            r = await session.delete(base + "/refs/heads/main", json={"old": second.hex()})
+            assert r.status == 200, await r.text()
+            assert (await (await session.get(base + "/refs")).json())["branches"] == {}
+            assert (await (await session.get(base)).json())["branches"] == {}
+            r = await session.delete(base + "/refs/heads/main", json={"old": second.hex()})
+            await expect_error(r, 404)
+        with pytest.raises(NotFound, match="no branches"):
+            await AsyncRepo.clone(url, tmp_path / "copy")
+        pushed = await repo.push()
+        assert (pushed.old, pushed.new) == (None, second)
+    finally:
+        await repo.close()
+    copy, _ = await AsyncRepo.clone(url, tmp_path / "copy")
+    try:
+        assert (copy.root / "a.txt").read_text() == "b"
+    finally:
+        await copy.close()
