@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from oxen.repo import AsyncRepo
 from oxen.serving.registry import RepoRegistry
 from oxen.storage.local import LocalStore
 from oxen.sync.push import push, send_objects
+from oxen.trees.walk import reachable
 from tests.conftest import write
 
 
@@ -230,3 +232,44 @@ async def test_a_push_racing_a_delete_that_lands_first_is_refused(
         assert await served.refs() == {"main": child}
     finally:
         await registry.close()
+
+
+async def test_only_nodes_whose_subtree_is_stored_read_as_present(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """Negotiation skips what the server calls present, so a node stored without its
+    chunks reads as missing; nodes an honest push sends read as present as soon as they
+    arrive (a re-run after an interruption sends nothing again), and a new cache vouches
+    for everything its branches reach without anything being sent."""
+    store = LocalStore(tmp_path / "bucket")
+    first = RepoRegistry(store, tmp_path / "cache-1")
+    await first.create("ns", "r")
+    served = await first.open("ns", "r")
+    files = {"d/big.bin": random.Random(2).randbytes(500_000), "d/e/small.txt": "s"}
+    tip = await commit_files(repo, workdir, files, "one")
+    reached = await reachable(repo.objects, [tip])
+    nodes = sorted(reached.nodes)
+    assert len(nodes) >= 7  # commit, dirs, vnodes, a chunk list
+
+    path = tmp_path / "nodes-only.pack"
+    await repo.objects.write_pack_of(nodes, path)
+    await InProcessRemote(served).upload_pack(path)
+    assert await served.db.missing(nodes) == set()  # stored...
+    assert await served.missing(nodes) == set(nodes)  # ...but not vouched for
+
+    sent = await send_objects(repo, InProcessRemote(served), tip)
+    assert sent.chunks == len(reached.chunks) and sent.commits == 1
+    assert await served.missing([*nodes, *reached.chunks]) == set()
+    again = await send_objects(repo, InProcessRemote(served), tip)
+    assert (again.commits, again.nodes, again.chunks, again.packs) == (0, 0, 0, 0)
+    await served.update_ref("main", None, tip)
+    await first.close()
+
+    second = RepoRegistry(store, tmp_path / "cache-2")  # a new disk: nothing vouched yet
+    try:
+        served = await second.open("ns", "r")
+        assert await served.db.complete(nodes) == set()
+        assert await served.missing(nodes) == set()
+        assert await served.db.complete(nodes) == set(nodes)
+    finally:
+        await second.close()

@@ -121,6 +121,25 @@ class RepoDB:
         async with self.conn.execute(sql, args) as cur:
             return (await cur.fetchone())[0]  # type: ignore[index]
 
+    # -- complete nodes (a server's cache) ---------------------------------------------
+    async def complete(self, ids: Iterable[bytes]) -> set[bytes]:
+        """Those of ``ids`` recorded as complete (everything they reach is stored)."""
+        out: set[bytes] = set()
+        for part in batched(list(set(ids))):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id FROM complete_nodes WHERE id IN ({marks})"
+            async with self.conn.execute(sql, part) as cur:
+                out.update(oid for (oid,) in await cur.fetchall())
+        return out
+
+    async def add_complete(self, ids: Iterable[bytes]) -> None:
+        rows = sorted((oid,) for oid in set(ids))
+        if rows:
+            async with self.transaction():
+                await self.conn.executemany(
+                    "INSERT OR IGNORE INTO complete_nodes (id) VALUES (?)", rows
+                )
+
     # -- chunk maps ------------------------------------------------------------------
     async def chunk_maps(self, file_ids: Iterable[bytes]) -> dict[bytes, list[bytes]]:
         out: dict[bytes, list[bytes]] = {}

@@ -9,6 +9,8 @@ What lives here, and where it comes from:
 * ``refs``, ``state``: branches, HEAD and merge state.
 * ``head_files``: HEAD's tree flattened (path -> id, size): rebuildable from the tree.
 * ``staged`` (the staging area) and ``stat_cache``: local working-tree state.
+* ``complete_nodes`` (a server's cache only): nodes whose every descendant is stored, so
+  push negotiation may answer "present" for them (see ``oxen/serving/vouching.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, id BLOB NOT NULL,
     racy INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS complete_nodes (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS conflicts (
     path TEXT PRIMARY KEY, base BLOB, ours BLOB, theirs BLOB, theirs_path TEXT) WITHOUT ROWID;
 """

@@ -20,7 +20,7 @@ from oxen.faults import crash_point
 from oxen.formats.ids import hash_bytes
 from oxen.formats.nodes import Node, decode_node, encode_with_id
 from oxen.formats.packs import MAX_PACK_ENTRIES, Kind, SealedPack, pack_key
-from oxen.objects.pack_index import ChunksCallback, verify_pack_file
+from oxen.objects.pack_index import ChunksCallback, NodeCallback, verify_pack_file
 from oxen.objects.pack_writer import PackWriter
 from oxen.storage import ByteRange, Store
 
@@ -100,13 +100,18 @@ class ObjectStore:
         return out
 
     async def add_verified_pack(
-        self, path: Path, max_size: int, on_chunks: ChunksCallback | None = None
+        self,
+        path: Path,
+        max_size: int,
+        on_chunks: ChunksCallback | None = None,
+        on_node: NodeCallback | None = None,
     ) -> SealedPack:
         """Verify a pack file received from a peer and keep it (consumes the file).
 
         ``on_chunks({id: bytes})`` sees the data chunks as soon as they are verified, a
-        batch of up to ~16 MiB at a time, in a worker thread (clone writes files from it)."""
-        pack = await asyncio.to_thread(verify_pack_file, path, max_size, on_chunks)
+        batch of up to ~16 MiB at a time, in a worker thread (clone writes files from it);
+        ``on_node(id, node)`` each decoded node, in that thread too."""
+        pack = await asyncio.to_thread(verify_pack_file, path, max_size, on_chunks, on_node)
         await self.store.put_file(pack_key(pack.id), path, move=True)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         await self.db.add_pack(pack.id, pack.size, pack.entries)
@@ -141,14 +146,17 @@ class ObjectStore:
         await asyncio.to_thread(os.replace, sealed.path, path)
         return sealed.size
 
-    async def read_nodes(self, ids: Iterable[bytes]) -> dict[bytes, Node]:
+    async def read_nodes(self, ids: Iterable[bytes], cache: bool = True) -> dict[bytes, Node]:
+        """Decoded nodes; kept in memory for the next read unless ``cache`` is False (a
+        walk of a whole tree that will not be read again)."""
         ids = set(ids)
         out = {oid: self._nodes[oid] for oid in ids if oid in self._nodes}
         todo = ids - out.keys()
         if todo:
             for oid, data in (await self.read_blobs(todo)).items():
                 node = decode_node(data)
-                self._nodes[oid] = node
+                if cache:
+                    self._nodes[oid] = node
                 out[oid] = node
         return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from oxen.errors import CorruptObject, InvalidInput
 from oxen.formats.ids import hash_bytes
-from oxen.formats.nodes import decode_node
+from oxen.formats.nodes import Node, decode_node
 from oxen.formats.packs import (
     FOOTER_LEN,
     MAX_PACK_ENTRIES,
@@ -29,6 +29,8 @@ from oxen.storage import Store
 PACKS_PREFIX = "packs/"
 # receives verified data chunks (id -> bytes), a few MiB at a time, in a worker thread
 ChunksCallback = Callable[[dict[bytes, bytes]], None]
+# receives each verified node (id, decoded node), in a worker thread
+NodeCallback = Callable[[bytes, Node], None]
 CALLBACK_BATCH = 16 * 1024 * 1024
 
 
@@ -64,12 +66,15 @@ async def read_pack_index(
 
 
 def verify_pack_file(
-    path: Path, max_size: int, on_chunks: ChunksCallback | None = None
+    path: Path,
+    max_size: int,
+    on_chunks: ChunksCallback | None = None,
+    on_node: NodeCallback | None = None,
 ) -> SealedPack:
     """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
 
     ``on_chunks({id: bytes})`` sees the data chunks as soon as they are verified, a batch
-    of up to ~16 MiB at a time.  Blocking (runs in a worker thread); raises InvalidInput
+    of up to ~16 MiB at a time; ``on_node(id, node)`` sees each node once decoded.  Blocking (runs in a worker thread); raises InvalidInput
     naming the first problem.
     """
     size = path.stat().st_size
@@ -98,7 +103,9 @@ def verify_pack_file(
                 if hash_bytes(blob) != e.id:
                     raise CorruptObject(f"object {e.id.hex()} does not match its id")
                 if e.kind == Kind.NODE:
-                    decode_node(blob)
+                    node = decode_node(blob)
+                    if on_node is not None:
+                        on_node(e.id, node)
                 elif on_chunks is not None:
                     verified[e.id] = blob
                     batched += len(blob)

@@ -32,9 +32,11 @@ from oxen.errors import (
     RefConflict,
 )
 from oxen.formats.nodes import CommitNode
+from oxen.formats.packs import Kind
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import read_pack_index, stored_packs
+from oxen.serving.vouching import PackGraph, vouch_for_pack, vouch_for_tips
 from oxen.storage import Store
 from oxen.trees.history import ancestors, is_ancestor
 from oxen.trees.tree import Trees
@@ -94,6 +96,7 @@ class ServedRepo:
         self.trees = Trees(self.objects, vnode_size)
         self.branch_refs = StoreRefs(store)
         self._refresh_lock = asyncio.Lock()
+        self._vouch_lock = asyncio.Lock()
 
     # -- the index cache ---------------------------------------------------------------
     async def refresh_index(self) -> int:
@@ -167,10 +170,16 @@ class ServedRepo:
         except CorruptObject as e:
             raise InvalidInput(f"rejected: {e}") from None
 
-    async def _verify_complete(self, tip: bytes) -> None:
+    async def _complete_commits(self) -> set[bytes]:
+        """Commits known to reach nothing missing: branch tips and recently verified."""
         complete = set((await self.refs()).values())
         verified = await self.db.get_state("verified")
         complete.update(bytes.fromhex(h) for h in (verified or b"").decode().split() if h)
+        return complete
+
+    async def _verify_complete(self, tip: bytes) -> None:
+        complete = await self._complete_commits()
+        verified = await self.db.get_state("verified")
         order = await ancestors(self.objects, [tip], stop=complete)
         for cid in reversed(order):  # parents first
             commit = await self._commit(cid)
@@ -193,11 +202,23 @@ class ServedRepo:
 
     # -- objects -----------------------------------------------------------------------
     async def missing(self, ids: Iterable[bytes]) -> set[bytes]:
-        return await self.db.missing(ids)
+        """Those of ``ids`` to send: not stored, or nodes stored without the server
+        vouching for their whole subtree (see :mod:`oxen.serving.vouching`)."""
+        wanted = set(ids)
+        located = await self.db.locate(wanted)
+        nodes = {oid for oid, loc in located.items() if loc.kind == Kind.NODE}
+        unvouched = nodes - await self.db.complete(nodes)
+        if unvouched:
+            async with self._vouch_lock:  # a branch may reach them: vouch for what it does
+                await vouch_for_tips(self.objects, self.db, await self._complete_commits())
+            unvouched -= await self.db.complete(unvouched)
+        return (wanted - located.keys()) | unvouched
 
     async def receive_pack(self, path: Path) -> int:
+        graph = PackGraph()
         async with self._pack_slots:
-            pack = await self.objects.add_verified_pack(path, MAX_PACK_BYTES)
+            pack = await self.objects.add_verified_pack(path, MAX_PACK_BYTES, on_node=graph.add)
+        await vouch_for_pack(self.db, graph)
         return len(pack.entries)
 
     async def pack_of(self, ids: list[bytes], path: Path) -> int:

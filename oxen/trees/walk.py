@@ -83,11 +83,13 @@ async def walk_levels(
     *,
     select: Select | None = None,
     prepare: Prepare | None = None,
+    cache: bool = True,
 ) -> AsyncIterator[Level]:
     """Breadth-first from ``start``, each node once.
 
     ``select(level)`` keeps the ids to read and descend into (push: those the remote
-    lacks); ``prepare(level)`` runs before a level is read (fetch: get what we lack).
+    lacks); ``prepare(level)`` runs before a level is read (fetch: get what we lack);
+    ``cache`` False keeps the nodes read out of the object store's memory.
     """
     seen: set[bytes] = set()
     level = list(dict.fromkeys(start))
@@ -97,7 +99,7 @@ async def walk_levels(
             level = await select(level)
         if prepare is not None:
             await prepare(level)
-        nodes = await objects.read_nodes(level) if level else {}
+        nodes = await objects.read_nodes(level, cache) if level else {}
         nxt: list[bytes] = []
         chunks: set[bytes] = set()
         for oid in level:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import random
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +26,7 @@ from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from oxen.sync import remotes
 from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from oxen.trees.walk import reachable
 from tests.conftest import write
 from tests.sync.conftest import Server, auth
 from tests.sync.test_server_input import expect_error, pack_bytes, stored_packs
@@ -274,5 +276,57 @@ async def test_a_branch_is_deleted_only_at_the_commit_the_client_names(
     copy, _ = await AsyncRepo.clone(url, tmp_path / "copy")
     try:
         assert (copy.root / "a.txt").read_text() == "b"
+    finally:
+        await copy.close()
+
+
+async def test_nodes_uploaded_without_their_chunks_do_not_poison_a_tree(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker builds a well-known folder (its node ids are the same on every machine)
+    and uploads its nodes and no chunks, moving no branch.  The server must not answer
+    "present" for them, or every honest push of that folder would skip its data and be
+    refused as incomplete; the honest push succeeds and its clone has the right bytes."""
+    monkeypatch.setenv("OXEN_AUTH_TOKEN", server.token)
+    url = server.url("ns/poison")
+    await remotes.create_remote(url)
+    big = random.Random(1).randbytes(600_000)  # several chunks: a chunk list node too
+    public = {"mnist/big.bin": big, "mnist/labels.csv": b"id,label\n1,7\n"}
+
+    evil = await AsyncRepo.init(tmp_path / "evil")
+    try:
+        for rel, data in public.items():
+            write(evil.root, rel, data)
+        await evil.add([str(evil.root)])
+        tree = (await evil.read_commit(await evil.commit("public data"))).tree
+        reached = await reachable(evil.objects, [tree], history=False)
+        assert reached.chunks and len(reached.nodes) >= 4
+        blobs = await evil.objects.read_blobs(reached.nodes)
+    finally:
+        await evil.close()
+    headers = {"Authorization": f"Bearer {server.token}"}
+    base = f"http://{server.host}/api/repos/ns/poison"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        pack = pack_bytes(tmp_path, [(oid, Kind.NODE, data) for oid, data in blobs.items()])
+        assert (await session.post(base + "/packs", data=pack)).status == 201
+        # stored, yet the server does not vouch for what is below them
+        assert await stored_packs(session, base, list(reached.nodes)) == set()
+
+    honest = await AsyncRepo.init(tmp_path / "honest")
+    try:
+        for rel, data in {**public, "notes.txt": b"mine"}.items():
+            write(honest.root, rel, data)
+        await honest.add([str(honest.root)])
+        tip = await honest.commit("with the public data")
+        await honest.set_remote("origin", url)
+        pushed = await honest.push()
+        assert pushed.new == tip and pushed.chunks >= len(reached.chunks)
+    finally:
+        await honest.close()
+    copy, _ = await AsyncRepo.clone(url, tmp_path / "copy")
+    try:
+        assert (copy.root / "mnist" / "big.bin").read_bytes() == big
+        assert (copy.root / "mnist" / "labels.csv").read_bytes() == public["mnist/labels.csv"]
+        assert (copy.root / "notes.txt").read_bytes() == b"mine"
     finally:
         await copy.close()
