@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from oxen.errors import AlreadyExists, InvalidInput, NonFastForward, NotFound, RefConflict
+from oxen.errors import (
+    AlreadyExists,
+    InvalidInput,
+    MissingObject,
+    NonFastForward,
+    NotFound,
+    RefConflict,
+)
+from oxen.formats.ids import hash_bytes
 from oxen.repo import AsyncRepo
 from oxen.serving.registry import RepoRegistry
+from oxen.serving.relisting import RelistLimit
 from oxen.storage.local import LocalStore
 from oxen.sync.push import push, send_objects
 from oxen.trees.walk import reachable
@@ -273,3 +282,83 @@ async def test_only_nodes_whose_subtree_is_stored_read_as_present(
         assert await served.db.complete(nodes) == set(nodes)
     finally:
         await second.close()
+
+
+class FakeTime:
+    """A clock that moves only when slept on (each sleep also lets other tasks run)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class CountingStore(LocalStore):
+    """Counts listings of pack folders."""
+
+    listings = 0
+
+    def list(self, prefix: str = ""):  # type: ignore[override]
+        if prefix.endswith("packs/"):
+            self.listings += 1
+        return super().list(prefix)
+
+
+async def test_fetches_of_unknown_ids_relist_the_packs_at_most_once_per_interval(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    store = CountingStore(tmp_path / "bucket")
+    fake = FakeTime()
+    registry = RepoRegistry(
+        store, tmp_path / "cache", relist=10.0, clock=fake.clock, sleep=fake.sleep
+    )
+    try:
+        await registry.create("ns", "r")
+        served = await registry.open("ns", "r")
+        assert store.listings == 1
+        absent = hash_bytes(b"stored nowhere")
+        for _ in range(3):
+            with pytest.raises(MissingObject):
+                await served.pack_of([absent], tmp_path / "out.pack")
+        assert store.listings == 4 and fake.slept == [10.0] * 3  # each 10 s after the last
+        fake.now += 60
+        with pytest.raises(MissingObject):
+            await served.pack_of([absent], tmp_path / "out.pack")
+        assert store.listings == 5 and fake.slept == [10.0] * 3  # long enough ago: at once
+
+        # what another server on the store stored is still found, by the next listing
+        other = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache-2")
+        try:
+            tip = await commit_files(repo, workdir, {"a": "1"}, "one")
+            await push(repo, InProcessRemote(await other.open("ns", "r")), "origin", "main")
+        finally:
+            await other.close()
+        assert await served.pack_of([tip], tmp_path / "out.pack") > 0
+        assert store.listings == 6 and fake.slept == [10.0] * 4
+    finally:
+        await registry.close()
+
+
+async def test_misses_waiting_for_a_listing_share_it() -> None:
+    fake = FakeTime()
+    limit = RelistLimit(10.0, fake.clock, fake.sleep)
+    listings = 0
+
+    async def relist() -> int:
+        nonlocal listings
+        listings += 1
+        return 1
+
+    assert await limit.listing(relist) == 1  # opening the repository
+    found = await asyncio.gather(*(limit.after_miss(relist) for _ in range(20)))
+    assert listings == 2 and fake.slept == [10.0]
+    assert found == [1] * 20  # each miss sees what the shared listing found
+    assert await limit.after_miss(relist) == 1  # a later miss needs a later listing
+    assert listings == 3 and fake.slept == [10.0, 10.0]

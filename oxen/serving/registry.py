@@ -8,12 +8,14 @@ import json
 import shutil
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from oxen.config import ChunkingConfig, to_dict
 from oxen.db.repo_db import RepoDB
 from oxen.errors import AlreadyExists, NotFound
 from oxen.objects.temp_files import sweep
+from oxen.serving.relisting import RELIST_SECONDS, RelistLimit
 from oxen.serving.served_repo import PACKS_IN_FLIGHT, RepoInfo, ServedRepo, check_repo_name
 from oxen.storage import Store
 from oxen.storage.prefixed import PrefixedStore
@@ -24,12 +26,27 @@ RECHECK_SECONDS = 5.0
 
 
 class RepoRegistry:
-    """Repositories by namespace in one store, with a local cache directory."""
+    """Repositories by namespace in one store, with a local cache directory.
 
-    def __init__(self, store: Store, cache_dir: Path, recheck: float = RECHECK_SECONDS) -> None:
+    ``relist``: seconds between two listings of a repository's packs made because a
+    request needed an object its cache does not know; ``clock`` and ``sleep`` are what
+    those intervals and ``recheck`` are measured and waited with."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache_dir: Path,
+        recheck: float = RECHECK_SECONDS,
+        relist: float = RELIST_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.store = store
         self.cache_dir = cache_dir
         self.recheck = recheck
+        self.relist = relist
+        self.clock = clock
+        self.sleep = sleep
         self._open: dict[tuple[str, str], ServedRepo] = {}
         self._checked: dict[tuple[str, str], float] = {}
         self._lock = asyncio.Lock()
@@ -77,7 +94,7 @@ class RepoRegistry:
         key = (namespace, name)
         async with self._lock:
             opened = self._open.get(key)
-            now = time.monotonic()
+            now = self.clock()
             if opened is not None and now - self._checked[key] < self.recheck:
                 return opened
             try:
@@ -97,7 +114,10 @@ class RepoRegistry:
             await asyncio.to_thread(sweep, cache / "tmp")  # what a killed server left
             db = await RepoDB.open(cache)
             store = PrefixedStore(self.store, self._prefix(namespace, name))
-            repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self._pack_slots)
+            relist = RelistLimit(self.relist, self.clock, self.sleep)
+            repo = ServedRepo(
+                info, store, db, cache / "tmp", pack_slots=self._pack_slots, relist=relist
+            )
             await repo.refresh_index()
             self._open[key] = repo
             self._checked[key] = now

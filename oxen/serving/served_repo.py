@@ -36,6 +36,7 @@ from oxen.formats.packs import Kind
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import read_pack_index, stored_packs
+from oxen.serving.relisting import RelistLimit
 from oxen.serving.vouching import PackGraph, vouch_for_pack, vouch_for_tips
 from oxen.storage import Store
 from oxen.trees.history import ancestors, is_ancestor
@@ -86,6 +87,7 @@ class ServedRepo:
         tmp_dir: Path,
         vnode_size: int = 10_000,
         pack_slots: asyncio.Semaphore | None = None,
+        relist: RelistLimit | None = None,
     ) -> None:
         self.info = info
         self._pack_slots = pack_slots or asyncio.Semaphore(PACKS_IN_FLIGHT)
@@ -95,27 +97,35 @@ class ServedRepo:
         self.objects = ObjectStore(store, db, tmp_dir, MAX_PACK_BYTES)
         self.trees = Trees(self.objects, vnode_size)
         self.branch_refs = StoreRefs(store)
-        self._refresh_lock = asyncio.Lock()
+        self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
 
     # -- the index cache ---------------------------------------------------------------
     async def refresh_index(self) -> int:
         """Index packs written by other servers (or before this disk existed)."""
-        async with self._refresh_lock:
-            known = {p.hex() for p, _, _ in await self.db.packs()}
-            added = 0
-            async for hex_id, key in stored_packs(self.store):
-                if hex_id in known:
-                    continue
-                try:
-                    index = await read_pack_index(self.store, key)
-                except CorruptObject:
-                    continue  # not a whole pack (yet): it is not indexed, so never used
-                if index is None:
-                    continue
-                await self.db.add_pack(bytes.fromhex(hex_id), index.size, index.entries)
-                added += 1
-            return added
+        return await self._relist.listing(self._index_new_packs)
+
+    async def refresh_after_miss(self) -> int:
+        """Index packs stored since, because a request needed an object the cache does not
+        know; such listings are rate-limited (:mod:`oxen.serving.relisting`).  Returns the
+        packs found (0: asking again cannot help)."""
+        return await self._relist.after_miss(self._index_new_packs)
+
+    async def _index_new_packs(self) -> int:
+        known = {p.hex() for p, _, _ in await self.db.packs()}
+        added = 0
+        async for hex_id, key in stored_packs(self.store):
+            if hex_id in known:
+                continue
+            try:
+                index = await read_pack_index(self.store, key)
+            except CorruptObject:
+                continue  # not a whole pack (yet): it is not indexed, so never used
+            if index is None:
+                continue
+            await self.db.add_pack(bytes.fromhex(hex_id), index.size, index.entries)
+            added += 1
+        return added
 
     # -- refs --------------------------------------------------------------------------
     async def refs(self) -> dict[str, bytes]:
@@ -160,7 +170,7 @@ class ServedRepo:
         try:
             await self._verify_complete(tip)
         except MissingObject:
-            if await self.refresh_index():  # another server may hold what we lack
+            if await self.refresh_after_miss():  # another server may hold what we lack
                 try:
                     await self._verify_complete(tip)
                     return
@@ -229,7 +239,8 @@ class ServedRepo:
             try:
                 return await self._pack_of(ids, path)
             except MissingObject:
-                await self.refresh_index()
+                if not await self.refresh_after_miss():  # another server may hold them
+                    raise
                 return await self._pack_of(ids, path)
 
     async def _pack_of(self, ids: list[bytes], path: Path) -> int:
