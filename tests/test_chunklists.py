@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from oxen.errors import CorruptObject
 from oxen.formats.ids import hash_bytes
-from oxen.formats.nodes import ChunkIndex, ChunkList, decode_node
+from oxen.formats.nodes import ChunkIndex, ChunkList, decode_node, encode_with_id
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.repo import AsyncRepo
@@ -55,4 +58,34 @@ async def test_expand_round_trip(repo: AsyncRepo) -> None:
     ids, lengths = fake_chunks(9000)
     top, nodes = chunklists.build(ids, lengths)
     await objects.write_nodes(nodes)
-    assert (await chunklists.expand(objects, [top]))[top] == (ids, lengths)
+    assert (await chunklists.expand(objects, {top: sum(lengths)}))[top] == (ids, lengths)
+
+
+async def test_lists_must_cover_exactly_their_file(repo: AsyncRepo) -> None:
+    """Checked before a list is expanded, so none grows past the size its file declares."""
+    objects: ObjectStore = repo.objects
+    ids, lengths = fake_chunks(9000)
+    index, nodes = chunklists.build(ids, lengths)
+    flat, flat_nodes = chunklists.build(ids[:50], lengths[:50])
+    assert index is not None and flat is not None
+    one = hash_bytes(b"one chunk")
+    repeated = encode_with_id(ChunkList((one,) * 1000, (5,) * 1000))
+    leaf = encode_with_id(ChunkList((one,) * 2, (5, 5)))
+    looping = encode_with_id(ChunkIndex((leaf[0],) * 100, (10,) * 100, (2,) * 100))
+    liar = encode_with_id(ChunkIndex((leaf[0],) * 2, (10, 10), (1, 3)))  # counts disagree
+    empty = encode_with_id(ChunkList((one, one), (0, 10)))
+    await objects.write_nodes([*nodes, *flat_nodes, repeated, leaf, looping, liar, empty])
+    assert await chunklists.expand(objects, {looping[0]: 1000}) is not None  # what it says
+    refused = {
+        index: sum(lengths) - 1,
+        flat: sum(lengths[:50]) + 1,
+        repeated[0]: 5,
+        looping[0]: 10,
+        liar[0]: 20,
+        empty[0]: 10,
+    }
+    for top, size in refused.items():
+        with pytest.raises(CorruptObject, match="covers|does not match"):
+            await chunklists.expand(objects, {top: size})
+    with pytest.raises(CorruptObject, match="different sizes"):
+        chunklists.declared_sizes([(flat, 1), (None, 5), (flat, 2)])

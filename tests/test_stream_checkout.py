@@ -21,7 +21,7 @@ from tests.conftest import write
 async def plan_of(repo: AsyncRepo) -> tuple[list[FileRow], dict, dict]:
     """HEAD's rows, file id -> chunk ids, chunk id -> length (what clone's plan holds)."""
     rows = sorted((await repo.db.head_files()).values())
-    lists = {r.chunks for r in rows if r.chunks is not None}
+    lists = chunklists.declared_sizes((r.chunks, r.size) for r in rows)
     expanded = await chunklists.expand(repo.objects, lists)
     chunk_ids: dict[bytes, list[bytes]] = {}
     lengths: dict[bytes, int] = {}

@@ -10,7 +10,7 @@ ChunkIndex of those groups.  Appending 1% to a 1 GiB file then rewrites one grou
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from oxen.errors import CorruptObject
 from oxen.formats.nodes import ChunkIndex, ChunkList, encode_with_id
@@ -46,33 +46,74 @@ def build(ids: list[bytes], lengths: list[int]) -> tuple[bytes | None, list[tupl
     return index[0], [*nodes, index]
 
 
+def declared_sizes(files: Iterable[tuple[bytes | None, int]]) -> dict[bytes, int]:
+    """Chunk list id -> the size its files declare, from (chunk list id or None, size) of
+    each file; CorruptObject when two files of one list declare different sizes."""
+    out: dict[bytes, int] = {}
+    for top, size in files:
+        if top is not None and out.setdefault(top, size) != size:
+            raise CorruptObject(f"files of chunk list {top.hex()} declare different sizes")
+    return out
+
+
 async def expand(
-    objects: ObjectStore, tops: Iterable[bytes]
+    objects: ObjectStore, sizes: Mapping[bytes, int]
 ) -> dict[bytes, tuple[list[bytes], list[int]]]:
-    """top id -> (chunk ids, chunk lengths), reading each level of nodes in one batch."""
-    tops = set(tops)
-    if not tops:
+    """top id -> (chunk ids, chunk lengths), reading each level of nodes in one batch.
+
+    ``sizes``: each top's file size, as its tree declares it (:func:`declared_sizes`).
+    Lengths must add up to it and every chunk hold a byte, checked before a list is
+    expanded: a list naming one chunk over and over, or an index naming one list over
+    and over, cannot expand past the size the tree declares (CorruptObject instead).
+    """
+    if not sizes:
         return {}
-    first = await objects.read_nodes(tops)
+    first = await objects.read_nodes(sizes)
+    for top, node in first.items():
+        if isinstance(node, ChunkList):
+            _check_list(top, node, sizes[top])
+        elif isinstance(node, ChunkIndex):
+            _check_index(top, node, sizes[top])
+        else:
+            raise CorruptObject(f"node {top.hex()} is not a chunk list")
     children = {c for n in first.values() if isinstance(n, ChunkIndex) for c in n.lists}
     second = await objects.read_nodes(children) if children else {}
     out: dict[bytes, tuple[list[bytes], list[int]]] = {}
     for top, node in first.items():
         if isinstance(node, ChunkList):
             out[top] = (list(node.ids), list(node.lengths))
-        elif isinstance(node, ChunkIndex):
-            ids: list[bytes] = []
-            lengths: list[int] = []
-            for child in node.lists:
-                leaf = second[child]
-                if not isinstance(leaf, ChunkList):
-                    raise CorruptObject(f"chunk index {top.hex()} points at a non-list node")
-                ids.extend(leaf.ids)
-                lengths.extend(leaf.lengths)
-            out[top] = (ids, lengths)
-        else:
-            raise CorruptObject(f"node {top.hex()} is not a chunk list")
+            continue
+        assert isinstance(node, ChunkIndex)
+        ids: list[bytes] = []
+        lengths: list[int] = []
+        for child, size, count in zip(node.lists, node.sizes, node.counts, strict=True):
+            leaf = second[child]
+            if not isinstance(leaf, ChunkList) or len(leaf.ids) != count:
+                raise CorruptObject(f"chunk index {top.hex()} does not match its lists")
+            _check_list(child, leaf, size)
+            ids.extend(leaf.ids)
+            lengths.extend(leaf.lengths)
+        out[top] = (ids, lengths)
     return out
+
+
+def _check_list(oid: bytes, node: ChunkList, size: int) -> None:
+    covered = sum(node.lengths)
+    if covered != size or 0 in node.lengths:
+        raise CorruptObject(
+            f"chunk list {oid.hex()} covers {covered} bytes in {len(node.ids)} chunks, "
+            f"but its file is {size} bytes"
+        )
+
+
+def _check_index(oid: bytes, node: ChunkIndex, size: int) -> None:
+    covered = sum(node.sizes)
+    pairs = zip(node.counts, node.sizes, strict=True)  # each list: a chunk, a byte per chunk
+    if covered != size or any(n < 1 or n > s for n, s in pairs):
+        raise CorruptObject(
+            f"chunk index {oid.hex()} covers {covered} bytes in {sum(node.counts)} chunks, "
+            f"but its file is {size} bytes"
+        )
 
 
 def children(node: object) -> tuple[bytes, ...]:

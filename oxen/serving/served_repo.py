@@ -196,7 +196,9 @@ class ServedRepo:
             parent_tree = (await self._commit(commit.parents[0])).tree if commit.parents else None
             changes = await self.trees.diff(parent_tree, commit.tree)
             await self.trees.dir_node(commit.tree)
-            lists = [new.chunks for _, new in changes.values() if new is not None and new.chunks]
+            lists = chunklists.declared_sizes(
+                (new.chunks, new.size) for _, new in changes.values() if new is not None
+            )
             chunk_ids = {
                 c for ids, _ in (await chunklists.expand(self.objects, lists)).values() for c in ids
             }

@@ -118,7 +118,7 @@ async def plan_data(
     }
     lacking_groups = sorted(await repo.db.missing(groups))
     await fetch_ids(repo.objects, remote, lacking_groups, {}, jobs, bar)
-    expanded = await chunklists.expand(repo.objects, lists)
+    expanded = await chunklists.expand(repo.objects, chunklists.declared_sizes(files.values()))
     chunk_ids: dict[bytes, list[bytes]] = {}
     lengths: dict[bytes, int] = {}
     maps: list[tuple[bytes, bytes, list[bytes]]] = []

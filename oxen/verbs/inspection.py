@@ -186,7 +186,7 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
         return replace(directory, files=entry.count, last_commit=last)
     chunks = 1
     if entry.chunks is not None:
-        expanded = await chunklists.expand(repo.objects, [entry.chunks])
+        expanded = await chunklists.expand(repo.objects, {entry.chunks: entry.size})
         chunks = len(expanded[entry.chunks][0])
     return FileInfo(
         path, kind, mime, ext, entry.id.hex(), entry.size, True, chunks=chunks, last_commit=last

@@ -39,7 +39,10 @@ class Materializer:
             out.update(found)
             lacking = {fid: lid for fid, lid in multi.items() if fid not in found}
             if lacking:
-                expanded = await chunklists.expand(self.objects, set(lacking.values()))
+                sizes = chunklists.declared_sizes(
+                    (r.chunks, r.size) for r in rows if r.id in lacking
+                )
+                expanded = await chunklists.expand(self.objects, sizes)
                 for fid, lid in lacking.items():
                     out[fid] = expanded[lid][0]
         return out

@@ -14,6 +14,8 @@ from oxen.errors import CorruptObject, NotFound, PathError, RefConflict
 from oxen.formats.ids import hash_bytes
 from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import (
+    ChunkIndex,
+    ChunkList,
     CommitNode,
     DirEntry,
     DirNode,
@@ -26,6 +28,7 @@ from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from oxen.sync import remotes
 from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from oxen.sync.clone import clone
 from oxen.trees.walk import reachable
 from tests.conftest import write
 from tests.sync.conftest import Server, auth
@@ -330,3 +333,59 @@ async def test_nodes_uploaded_without_their_chunks_do_not_poison_a_tree(
         assert (copy.root / "notes.txt").read_bytes() == b"mine"
     finally:
         await copy.close()
+
+
+def _repeating_tree(index: bool) -> tuple[list[tuple[bytes, bytes]], bytes, bytes, bytes]:
+    """A one-file tree whose file claims 10 bytes and whose chunk list repeats one 5-byte
+    chunk: 1,000 times in one list, or (``index``) a list of 1,000 named 2,000 times by a
+    chunk index (2 million chunks from 50 KB of nodes).  (nodes, commit, chunk id, chunk)"""
+    chunk = b"12345"
+    cid = hash_bytes(chunk)
+    leaf = encode_with_id(ChunkList((cid,) * 1000, (5,) * 1000))
+    nodes, top = [leaf], leaf
+    if index:
+        top = encode_with_id(ChunkIndex((leaf[0],) * 2000, (5000,) * 2000, (1000,) * 2000))
+        nodes.append(top)
+    vnode = encode_with_id(VNode((FileEntry("f", hash_bytes(chunk * 2), 10, top[0]),)))
+    tree = encode_with_id(DirNode((vnode[0],), 10, 1, 1))
+    commit = encode_with_id(CommitNode(tree[0], (), "a", "a@b.c", 0, 0, "repeats"))
+    return [*nodes, vnode, tree, commit], commit[0], cid, chunk
+
+
+@pytest.mark.parametrize("index", [False, True], ids=["list", "index"])
+async def test_a_chunk_list_longer_than_its_file_is_refused(
+    api, tmp_path: Path, index: bool
+) -> None:
+    session, base = api
+    nodes, commit, cid, chunk = _repeating_tree(index)
+    blobs = [(cid, Kind.CHUNK, chunk), *((oid, Kind.NODE, data) for oid, data in nodes)]
+    assert (await session.post(base + "/packs", data=pack_bytes(tmp_path, blobs))).status == 201
+    r = await session.put(base + "/refs/heads/main", json={"old": None, "new": commit.hex()})
+    err = await expect_error(r, 400)
+    assert "covers" in err["error"]
+    assert (await (await session.get(base + "/refs")).json())["branches"] == {}
+
+
+@pytest.mark.parametrize("index", [False, True], ids=["list", "index"])
+async def test_clone_refuses_a_chunk_list_longer_than_its_file(tmp_path: Path, index: bool) -> None:
+    """Before fetching a byte of data or expanding the list further than the file claims."""
+    nodes, commit, cid, chunk = _repeating_tree(index)
+    blobs = {oid: (Kind.NODE, data) for oid, data in nodes}
+    blobs[cid] = (Kind.CHUNK, chunk)
+    asked: list[bytes] = []
+
+    class EvilRemote:
+        bytes_sent = 0
+        bytes_received = 0
+
+        async def refs(self) -> dict[str, bytes]:
+            return {"main": commit}
+
+        async def fetch_pack(self, ids: list[bytes], dest: Path) -> None:
+            asked.extend(ids)
+            dest.write_bytes(pack_bytes(tmp_path, [(i, *blobs[i]) for i in ids]))
+
+    with pytest.raises(CorruptObject, match="covers"):
+        await clone("http://evil/ns/r", tmp_path / "victim", EvilRemote())  # type: ignore[arg-type]
+    assert cid not in asked
+    assert not (tmp_path / "victim").exists()
