@@ -74,8 +74,8 @@ def verify_pack_file(
     """Check a pack received from elsewhere: layout, its name, every blob's id, every node.
 
     ``on_chunks({id: bytes})`` sees the data chunks as soon as they are verified, a batch
-    of up to ~16 MiB at a time; ``on_node(id, node)`` sees each node once decoded.  Blocking (runs in a worker thread); raises InvalidInput
-    naming the first problem.
+    of up to ~16 MiB at a time; ``on_node(id, node)`` sees each node once decoded.
+    Blocking (runs in a worker thread); raises InvalidInput naming the first problem.
     """
     size = path.stat().st_size
     if size > max_size:

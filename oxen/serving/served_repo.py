@@ -237,13 +237,15 @@ class ServedRepo:
         """The objects ``ids`` (each once, however often asked for) as one pack at ``path``;
         a request for more than MAX_PACK_BYTES of objects is refused."""
         ids = list(dict.fromkeys(ids))
+        try:
+            async with self._pack_slots:
+                return await self._pack_of(ids, path)
+        except MissingObject:
+            # another server may hold them; the slot is not held while the listing waits
+            if not await self.refresh_after_miss():
+                raise
         async with self._pack_slots:
-            try:
-                return await self._pack_of(ids, path)
-            except MissingObject:
-                if not await self.refresh_after_miss():  # another server may hold them
-                    raise
-                return await self._pack_of(ids, path)
+            return await self._pack_of(ids, path)
 
     async def _pack_of(self, ids: list[bytes], path: Path) -> int:
         locations = await self.db.locate(ids)
