@@ -27,8 +27,8 @@ from oxen.formats.nodes import (
 from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from oxen.sync import remotes
-from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from oxen.sync.clone import clone
+from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from oxen.trees.walk import reachable
 from tests.conftest import write
 from tests.sync.conftest import Server, auth
@@ -256,7 +256,7 @@ async def test_a_branch_is_deleted_only_at_the_commit_the_client_names(
         await repo.add([str(repo.root / "a.txt")])
         second = await repo.commit("two")
         await repo.push()
-        headers = {"Authorization": f"Bearer {server.token}"}
+        headers = auth(server.token)
         base = f"http://{server.host}/api/repos/ns/del"
         async with aiohttp.ClientSession(headers=headers) as session:
             r = await session.delete(base + "/refs/heads/main", json={"old": first.hex()})
@@ -307,7 +307,7 @@ async def test_nodes_uploaded_without_their_chunks_do_not_poison_a_tree(
         blobs = await evil.objects.read_blobs(reached.nodes)
     finally:
         await evil.close()
-    headers = {"Authorization": f"Bearer {server.token}"}
+    headers = auth(server.token)
     base = f"http://{server.host}/api/repos/ns/poison"
     async with aiohttp.ClientSession(headers=headers) as session:
         pack = pack_bytes(tmp_path, [(oid, Kind.NODE, data) for oid, data in blobs.items()])
