@@ -19,7 +19,7 @@ from oxen.errors import (
     RefConflict,
     RefError,
 )
-from oxen.server.auth import TokenStore
+from oxen.server.auth import TokenStore, required_role
 from oxen.server.protocol import protocol_middleware, stamp_version
 from oxen.server.routes import routes
 from oxen.server.state import GRANT, REGISTRY, SETTINGS, STORE, TOKENS, Settings
@@ -68,14 +68,12 @@ async def error_middleware(
         return json_error(500, "internal server error")
 
 
-READ_POSTS = ("/objects/missing", "/objects/fetch")
-
-
 @web.middleware
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Every /api/repos route needs a bearer token that may use the route's namespace."""
+    """Every /api/repos route needs a bearer token whose role and namespaces allow the
+    route's namespace (the role each route needs is marked on it in routes.py)."""
     if not request.path.startswith("/api/repos"):
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -87,14 +85,9 @@ async def auth_middleware(
         )
     namespace = request.match_info.get("namespace")
     if namespace is not None:
-        writing = request.method in ("PUT", "DELETE") or (
-            request.method == "POST" and not request.path.endswith(READ_POSTS)
-        )
-        allowed = grant.can_write(namespace) if writing else grant.can_read(namespace)
-        if not allowed:
-            return json_error(
-                403, f"this token may not {'write to' if writing else 'read'} namespace {namespace}"
-            )
+        role = required_role(request.match_info.handler)
+        if not grant.allows(namespace, role):
+            return json_error(403, grant.refusal(namespace, role))
     request[GRANT] = grant
     return await handler(request)
 
@@ -107,7 +100,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        opened = store or open_store(settings.storage_url, **_store_options(settings))
+        opened = store or open_store(settings.storage_url, **settings.store_options())
         app[STORE] = opened
         app[TOKENS] = TokenStore(opened)
         app[REGISTRY] = RepoRegistry(opened, settings.data_dir / "cache")
@@ -120,9 +113,3 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app.on_response_prepare.append(stamp_version)
     app.add_routes(routes)
     return app
-
-
-def _store_options(settings: Settings) -> dict[str, object]:
-    if settings.storage_url.startswith("s3://") and settings.s3_endpoint:
-        return {"endpoint_url": settings.s3_endpoint}
-    return {}

@@ -13,6 +13,7 @@ from aiohttp import web
 from oxen.errors import InvalidInput
 from oxen.formats.ids import ID_LEN, from_hex, split_ids
 from oxen.objects.temp_files import temp_path
+from oxen.server.auth import Role, needs
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
@@ -98,24 +99,28 @@ async def health(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/repos")
+@needs(Role.WRITER)  # in the namespace the body names, checked below
 async def create_repo(request: web.Request) -> web.Response:
     body = await json_body(request)
     namespace, name = body.get("namespace"), body.get("name")
     if not isinstance(namespace, str) or not isinstance(name, str):
         raise InvalidInput("namespace and name are required")
-    if not grant_of(request).can_write(namespace):
-        raise web.HTTPForbidden(reason=f"this token may not write to namespace {namespace}")
+    grant = grant_of(request)
+    if not grant.allows(namespace, Role.WRITER):
+        raise web.HTTPForbidden(reason=grant.refusal(namespace, Role.WRITER))
     info = await request.app[REGISTRY].create(namespace, name)
     return web.json_response(info.as_dict(), status=201)
 
 
 @routes.get("/api/repos/{namespace}")
+@needs(Role.READER)
 async def list_repos(request: web.Request) -> web.Response:
     repos = await request.app[REGISTRY].list(request.match_info["namespace"])
     return web.json_response({"repositories": [r.as_dict() for r in repos]})
 
 
 @routes.get("/api/repos/{namespace}/{name}")
+@needs(Role.READER)
 async def get_repo(request: web.Request) -> web.Response:
     repo = await repo_of(request)
     branches = {b: c.hex() for b, c in (await repo.refs()).items()}
@@ -123,18 +128,21 @@ async def get_repo(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/repos/{namespace}/{name}")
+@needs(Role.ADMIN)
 async def delete_repo(request: web.Request) -> web.Response:
     await request.app[REGISTRY].delete(request.match_info["namespace"], request.match_info["name"])
     return web.json_response({"deleted": True})
 
 
 @routes.get("/api/repos/{namespace}/{name}/refs")
+@needs(Role.READER)
 async def list_refs(request: web.Request) -> web.Response:
     repo = await repo_of(request)
     return web.json_response({"branches": {b: c.hex() for b, c in (await repo.refs()).items()}})
 
 
 @routes.put("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
+@needs(Role.WRITER)
 async def update_ref(request: web.Request) -> web.Response:
     repo = await repo_of(request)
     body = await json_body(request)
@@ -145,6 +153,7 @@ async def update_ref(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
+@needs(Role.WRITER)
 async def delete_ref(request: web.Request) -> web.Response:
     repo = await repo_of(request)
     body = await json_body(request)
@@ -153,6 +162,7 @@ async def delete_ref(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/repos/{namespace}/{name}/objects/missing")
+@needs(Role.READER)
 async def missing_objects(request: web.Request) -> web.Response:
     repo = await repo_of(request)
     ids = decode_ids(await small_body(request))
@@ -163,6 +173,7 @@ async def missing_objects(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/repos/{namespace}/{name}/packs")
+@needs(Role.WRITER)
 async def upload_pack(request: web.Request) -> web.Response:
     """A pack streamed to a temp file (bounded memory), verified, then stored."""
     repo = await repo_of(request)
@@ -187,6 +198,7 @@ async def upload_pack(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/repos/{namespace}/{name}/objects/fetch")
+@needs(Role.READER)
 async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
     repo = await repo_of(request)

@@ -26,6 +26,11 @@ class Settings:
     s3_endpoint: str | None = None
     body_idle_timeout: float = BODY_IDLE_TIMEOUT
 
+    def store_options(self) -> dict[str, object]:
+        if self.storage_url.startswith("s3://") and self.s3_endpoint:
+            return {"endpoint_url": self.s3_endpoint}
+        return {}
+
 
 REGISTRY = web.AppKey("registry", RepoRegistry)
 TOKENS = web.AppKey("tokens", TokenStore)
