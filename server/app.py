@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from oxen.errors import (
     RefConflict,
     RefError,
 )
-from oxen.server.auth import TokenStore, required_role
+from oxen.server.auth import TokenStore, format_time, required_role
 from oxen.server.protocol import protocol_middleware, stamp_version
 from oxen.server.routes import routes
 from oxen.server.state import GRANT, REGISTRY, SETTINGS, STORE, TOKENS, Settings
@@ -83,6 +84,10 @@ async def auth_middleware(
         return json_error(
             401, "missing or invalid token: set one with `oxen config --auth HOST TOKEN`"
         )
+    if grant.expired(time.time()):
+        return json_error(
+            401, f"this token expired on {format_time(grant.expires)}: ask for a new one"
+        )
     namespace = request.match_info.get("namespace")
     if namespace is not None:
         role = required_role(request.match_info.handler)
@@ -92,7 +97,11 @@ async def auth_middleware(
     return await handler(request)
 
 
-def create_app(settings: Settings, store: Store | None = None) -> web.Application:
+def create_app(
+    settings: Settings, store: Store | None = None, clock: Callable[[], float] = time.monotonic
+) -> web.Application:
+    """The application; ``store`` (else opened from the settings) and ``clock`` (the grant
+    cache's) are given by tests."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware, protocol_middleware],
         client_max_size=16 * 1024 * 1024,
@@ -102,7 +111,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     async def resources(app: web.Application) -> AsyncIterator[None]:
         opened = store or open_store(settings.storage_url, **settings.store_options())
         app[STORE] = opened
-        app[TOKENS] = TokenStore(opened)
+        app[TOKENS] = TokenStore(opened, recheck=settings.token_recheck, clock=clock)
         app[REGISTRY] = RepoRegistry(opened, settings.data_dir / "cache")
         yield
         await app[REGISTRY].close()

@@ -1,4 +1,4 @@
-"""``oxen-server``: start the service, or issue a user's token.
+"""``oxen-server``: start the service; issue, list and revoke users' tokens.
 
 Embedded defaults need no cloud account: objects on local disk under ``--data-dir``
 (default ``./oxen-server-data``), caches beside them.  ``--storage s3://bucket/prefix``
@@ -17,9 +17,9 @@ from pathlib import Path
 from aiohttp import web
 
 from oxen.errors import OxenError
-from oxen.server.admin import add_user
+from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
-from oxen.server.auth import Role
+from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
 from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
 from oxen.storage import StoreError
 
@@ -39,8 +39,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     idle = getattr(args, "body_timeout", None) or float(
         os.environ.get("OXEN_SERVER_BODY_TIMEOUT", BODY_IDLE_TIMEOUT)
     )
+    recheck = getattr(args, "token_recheck", None)
+    if recheck is None:
+        recheck = float(os.environ.get("OXEN_SERVER_TOKEN_RECHECK", TOKEN_RECHECK_SECONDS))
     return Settings(
-        storage_url=storage, data_dir=data_dir, s3_endpoint=endpoint, body_idle_timeout=idle
+        storage_url=storage,
+        data_dir=data_dir,
+        s3_endpoint=endpoint,
+        body_idle_timeout=idle,
+        token_recheck=recheck,
     )
 
 
@@ -74,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"answer 408 when a request body stalls this long (default {BODY_IDLE_TIMEOUT:.0f})",
     )
+    c.add_argument(
+        "--token-recheck",
+        type=float,
+        metavar="SECONDS",
+        help="read a token's grant from the store again once it is this old: a revoked token"
+        f" works at most this long (default {TOKEN_RECHECK_SECONDS:g})",
+    )
 
     what = "Create a user's access token."
     c = sub.add_parser("add-user", help=what, description=what)
@@ -95,7 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
         " admin: also delete repositories",
     )
     c.add_argument("--read-only", action="store_true", help="the same as --role reader")
+    c.add_argument(
+        "--expires", metavar="DURATION", help="the token stops working after 30d, 12h, 45m..."
+    )
+
+    what = "List the tokens (never the tokens themselves: their ids)."
+    c = sub.add_parser("list-tokens", help=what, description=what)
+    _store_arguments(c)
+
+    what = "Revoke tokens: by id (or the start of one), by --email, or both."
+    c = sub.add_parser("revoke-token", help=what, description=what)
+    _store_arguments(c)
+    c.add_argument("id", nargs="?", metavar="ID_OR_PREFIX", help="as list-tokens shows it")
+    c.add_argument("--email", help="every token of this user (with an id: only those)")
     return p
+
+
+COMMANDS = {"add-user": add_user, "list-tokens": list_tokens, "revoke-token": revoke_token}
 
 
 def start(args: argparse.Namespace) -> int:
@@ -118,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "start":
             code = start(args)
         else:
-            code = add_user(args, _settings(args))
+            code = COMMANDS[args.command](args, _settings(args))
     except (OxenError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         code = 1

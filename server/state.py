@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from oxen.server.auth import TokenGrant, TokenStore
+from oxen.server.auth import TOKEN_RECHECK_SECONDS, TokenGrant, TokenStore
 from oxen.serving.registry import RepoRegistry
 from oxen.storage import Store
 
@@ -25,6 +25,9 @@ class Settings:
     data_dir: Path
     s3_endpoint: str | None = None
     body_idle_timeout: float = BODY_IDLE_TIMEOUT
+    # Seconds a grant read from the store is trusted before it is read again: the bound on
+    # how long a revoked token keeps working on this server.
+    token_recheck: float = TOKEN_RECHECK_SECONDS
 
     def store_options(self) -> dict[str, object]:
         if self.storage_url.startswith("s3://") and self.s3_endpoint:

@@ -10,11 +10,13 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from tests.storage.conftest import aws_env, make_bucket, moto_endpoint  # noqa: F401 - fixtures
@@ -139,3 +141,17 @@ async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]
         )
         assert r.status == 201
         yield session, f"http://{server.host}/api/repos/ns/r"
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """An application served in this process on a free loopback port: its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
