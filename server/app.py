@@ -112,7 +112,9 @@ def create_app(
         opened = store or open_store(settings.storage_url, **settings.store_options())
         app[STORE] = opened
         app[TOKENS] = TokenStore(opened, recheck=settings.token_recheck, clock=clock)
-        app[REGISTRY] = RepoRegistry(opened, settings.data_dir / "cache")
+        app[REGISTRY] = RepoRegistry(
+            opened, settings.data_dir / "cache", max_open=settings.max_open_repos
+        )
         yield
         await app[REGISTRY].close()
         if store is None:

@@ -21,6 +21,7 @@ from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
 from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
+from oxen.serving.registry import MAX_OPEN_REPOS
 from oxen.storage import StoreError
 
 DEFAULT_PORT = 3000
@@ -42,12 +43,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     recheck = getattr(args, "token_recheck", None)
     if recheck is None:
         recheck = float(os.environ.get("OXEN_SERVER_TOKEN_RECHECK", TOKEN_RECHECK_SECONDS))
+    max_open = getattr(args, "max_open_repos", None)
+    if max_open is None:
+        max_open = int(os.environ.get("OXEN_SERVER_MAX_OPEN_REPOS", MAX_OPEN_REPOS))
     return Settings(
         storage_url=storage,
         data_dir=data_dir,
         s3_endpoint=endpoint,
         body_idle_timeout=idle,
         token_recheck=recheck,
+        max_open_repos=max_open,
     )
 
 
@@ -87,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="read a token's grant from the store again once it is this old: a revoked token"
         f" works at most this long (default {TOKEN_RECHECK_SECONDS:g})",
+    )
+    c.add_argument(
+        "--max-open-repos",
+        type=int,
+        metavar="N",
+        help="keep at most N repositories open (more only while more are in use); each"
+        f" holds a thread and three files (default {MAX_OPEN_REPOS})",
     )
 
     what = "Create a user's access token."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import msgpack
 from aiohttp import web
@@ -87,10 +88,10 @@ def parse_commit(value: object, field: str) -> bytes:
         raise InvalidInput(f"{field} is not a commit id: {value!r}") from None
 
 
-async def repo_of(request: web.Request) -> ServedRepo:
-    return await request.app[REGISTRY].open(
-        request.match_info["namespace"], request.match_info["name"]
-    )
+def served(request: web.Request) -> AbstractAsyncContextManager[ServedRepo]:
+    """The route's repository, held open (never closed under the request) until the
+    ``async with`` block ends."""
+    return request.app[REGISTRY].use(request.match_info["namespace"], request.match_info["name"])
 
 
 @routes.get("/api/health")
@@ -122,9 +123,9 @@ async def list_repos(request: web.Request) -> web.Response:
 @routes.get("/api/repos/{namespace}/{name}")
 @needs(Role.READER)
 async def get_repo(request: web.Request) -> web.Response:
-    repo = await repo_of(request)
-    branches = {b: c.hex() for b, c in (await repo.refs()).items()}
-    return web.json_response({**repo.info.as_dict(), "branches": branches})
+    async with served(request) as repo:
+        branches = {b: c.hex() for b, c in (await repo.refs()).items()}
+        return web.json_response({**repo.info.as_dict(), "branches": branches})
 
 
 @routes.delete("/api/repos/{namespace}/{name}")
@@ -137,85 +138,85 @@ async def delete_repo(request: web.Request) -> web.Response:
 @routes.get("/api/repos/{namespace}/{name}/refs")
 @needs(Role.READER)
 async def list_refs(request: web.Request) -> web.Response:
-    repo = await repo_of(request)
-    return web.json_response({"branches": {b: c.hex() for b, c in (await repo.refs()).items()}})
+    async with served(request) as repo:
+        return web.json_response({"branches": {b: c.hex() for b, c in (await repo.refs()).items()}})
 
 
 @routes.put("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
 @needs(Role.WRITER)
 async def update_ref(request: web.Request) -> web.Response:
-    repo = await repo_of(request)
-    body = await json_body(request)
-    old = None if body.get("old") is None else parse_commit(body.get("old"), "old")
-    new = parse_commit(body.get("new"), "new")
-    await repo.update_ref(request.match_info["branch"], old, new)
-    return web.json_response({"branch": request.match_info["branch"], "commit": new.hex()})
+    async with served(request) as repo:
+        body = await json_body(request)
+        old = None if body.get("old") is None else parse_commit(body.get("old"), "old")
+        new = parse_commit(body.get("new"), "new")
+        await repo.update_ref(request.match_info["branch"], old, new)
+        return web.json_response({"branch": request.match_info["branch"], "commit": new.hex()})
 
 
 @routes.delete("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
 @needs(Role.WRITER)
 async def delete_ref(request: web.Request) -> web.Response:
-    repo = await repo_of(request)
-    body = await json_body(request)
-    await repo.delete_ref(request.match_info["branch"], parse_commit(body.get("old"), "old"))
-    return web.json_response({"deleted": request.match_info["branch"]})
+    async with served(request) as repo:
+        body = await json_body(request)
+        await repo.delete_ref(request.match_info["branch"], parse_commit(body.get("old"), "old"))
+        return web.json_response({"deleted": request.match_info["branch"]})
 
 
 @routes.post("/api/repos/{namespace}/{name}/objects/missing")
 @needs(Role.READER)
 async def missing_objects(request: web.Request) -> web.Response:
-    repo = await repo_of(request)
-    ids = decode_ids(await small_body(request))
-    missing = await repo.missing(ids)
-    return web.Response(
-        body=encode_ids([i for i in ids if i in missing]), content_type="application/msgpack"
-    )
+    async with served(request) as repo:
+        ids = decode_ids(await small_body(request))
+        missing = await repo.missing(ids)
+        return web.Response(
+            body=encode_ids([i for i in ids if i in missing]), content_type="application/msgpack"
+        )
 
 
 @routes.post("/api/repos/{namespace}/{name}/packs")
 @needs(Role.WRITER)
 async def upload_pack(request: web.Request) -> web.Response:
     """A pack streamed to a temp file (bounded memory), verified, then stored."""
-    repo = await repo_of(request)
-    path = temp_path(repo.tmp_dir, "upload", ".pack")
-    size = 0
-    f = await asyncio.to_thread(open, path, "wb")
-    try:
-        buffer = bytearray()
-        async for piece in body_pieces(request, MAX_PACK_BYTES):
-            size += len(piece)
-            buffer += piece
-            if len(buffer) >= WRITE_BATCH:
-                await asyncio.to_thread(f.write, buffer)
-                buffer = bytearray()
-        await asyncio.to_thread(f.write, buffer)
-        f.close()
-        objects = await repo.receive_pack(path)
-    finally:
-        f.close()
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-    return web.json_response({"objects": objects, "bytes": size}, status=201)
+    async with served(request) as repo:
+        path = temp_path(repo.tmp_dir, "upload", ".pack")
+        size = 0
+        f = await asyncio.to_thread(open, path, "wb")
+        try:
+            buffer = bytearray()
+            async for piece in body_pieces(request, MAX_PACK_BYTES):
+                size += len(piece)
+                buffer += piece
+                if len(buffer) >= WRITE_BATCH:
+                    await asyncio.to_thread(f.write, buffer)
+                    buffer = bytearray()
+            await asyncio.to_thread(f.write, buffer)
+            f.close()
+            objects = await repo.receive_pack(path)
+        finally:
+            f.close()
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        return web.json_response({"objects": objects, "bytes": size}, status=201)
 
 
 @routes.post("/api/repos/{namespace}/{name}/objects/fetch")
 @needs(Role.READER)
 async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
-    repo = await repo_of(request)
-    ids = decode_ids(await small_body(request))
-    path = temp_path(repo.tmp_dir, "fetch", ".pack")
-    try:
-        size = await repo.pack_of(ids, path)
-        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        response.content_length = size
-        await response.prepare(request)
-        f = await asyncio.to_thread(open, path, "rb")
+    async with served(request) as repo:
+        ids = decode_ids(await small_body(request))
+        path = temp_path(repo.tmp_dir, "fetch", ".pack")
         try:
-            while piece := await asyncio.to_thread(f.read, WRITE_BATCH):
-                await response.write(piece)
+            size = await repo.pack_of(ids, path)
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.content_length = size
+            await response.prepare(request)
+            f = await asyncio.to_thread(open, path, "rb")
+            try:
+                while piece := await asyncio.to_thread(f.read, WRITE_BATCH):
+                    await response.write(piece)
+            finally:
+                f.close()
+            await response.write_eof()
+            return response
         finally:
-            f.close()
-        await response.write_eof()
-        return response
-    finally:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+            await asyncio.to_thread(path.unlink, missing_ok=True)

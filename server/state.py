@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, TokenGrant, TokenStore
-from oxen.serving.registry import RepoRegistry
+from oxen.serving.registry import MAX_OPEN_REPOS, RepoRegistry
 from oxen.storage import Store
 
 # Seconds a request body may go without a byte arriving before the request is answered
@@ -28,6 +28,9 @@ class Settings:
     # Seconds a grant read from the store is trusted before it is read again: the bound on
     # how long a revoked token keeps working on this server.
     token_recheck: float = TOKEN_RECHECK_SECONDS
+    # Repositories kept open at once (each holds a thread and three files); more only
+    # while more are in use by requests.
+    max_open_repos: int = MAX_OPEN_REPOS
 
     def store_options(self) -> dict[str, object]:
         if self.storage_url.startswith("s3://") and self.s3_endpoint:

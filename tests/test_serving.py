@@ -1,4 +1,5 @@
-"""The server-side repository (no HTTP): ref moves by compare-and-swap, completeness checks."""
+"""The server-side repository (no HTTP): ref moves by compare-and-swap, completeness checks,
+how many repositories stay open."""
 
 from __future__ import annotations
 
@@ -19,11 +20,17 @@ from oxen.errors import (
 from oxen.formats.ids import hash_bytes
 from oxen.repo import AsyncRepo
 from oxen.serving.registry import RepoRegistry
+from oxen.serving.served_repo import ServedRepo
 from oxen.serving.relisting import RelistLimit
 from oxen.storage.local import LocalStore
 from oxen.sync.push import push, send_objects
 from oxen.trees.walk import reachable
 from tests.conftest import write
+
+
+async def hold(registry: RepoRegistry, namespace: str, name: str) -> ServedRepo:
+    """The repository, held until the registry closes (a request lasting the whole test)."""
+    return await registry.use(namespace, name).__aenter__()
 
 
 class PausingStore(LocalStore):
@@ -98,7 +105,9 @@ async def test_registry_create_list_delete(registry: RepoRegistry) -> None:
     assert [r.name for r in await registry.list("ns")] == ["a", "b"]
     await registry.delete("ns", "a")
     with pytest.raises(NotFound):
-        await registry.open("ns", "a")
+        async with registry.use("ns", "a"):
+            pass
+    assert registry.open_count == 0
     with pytest.raises(InvalidInput):
         await registry.create("..", "x")
 
@@ -107,33 +116,33 @@ async def test_exactly_one_of_many_racing_ref_updates_wins(
     repo: AsyncRepo, workdir: Path, registry: RepoRegistry
 ) -> None:
     await registry.create("ns", "race")
-    served = await registry.open("ns", "race")
-    base = await commit_files(repo, workdir, {"a": "1"}, "base")
-    await push(repo, InProcessRemote(served), "origin", "main")
-    tips = []
-    for i in range(8):  # eight different children of base, all ready on the server
-        await repo.checkout(base.hex())
-        tips.append(await commit_files(repo, workdir, {"a": f"child {i}"}, f"child {i}"))
-        await send_objects(repo, InProcessRemote(served), tips[-1])  # stored, branch not moved
-    results = await asyncio.gather(
-        *(served.update_ref("main", base, t) for t in tips), return_exceptions=True
-    )
-    winners = [r for r in results if r is None]
-    assert len(winners) == 1
-    assert all(isinstance(r, RefConflict) for r in results if r is not None)
-    assert (await served.refs())["main"] in tips
+    async with registry.use("ns", "race") as served:
+        base = await commit_files(repo, workdir, {"a": "1"}, "base")
+        await push(repo, InProcessRemote(served), "origin", "main")
+        tips = []
+        for i in range(8):  # eight different children of base, all ready on the server
+            await repo.checkout(base.hex())
+            tips.append(await commit_files(repo, workdir, {"a": f"child {i}"}, f"child {i}"))
+            await send_objects(repo, InProcessRemote(served), tips[-1])  # branch not moved
+        results = await asyncio.gather(
+            *(served.update_ref("main", base, t) for t in tips), return_exceptions=True
+        )
+        winners = [r for r in results if r is None]
+        assert len(winners) == 1
+        assert all(isinstance(r, RefConflict) for r in results if r is not None)
+        assert (await served.refs())["main"] in tips
 
 
 async def test_not_fast_forward_is_refused(
     repo: AsyncRepo, workdir: Path, registry: RepoRegistry
 ) -> None:
     await registry.create("ns", "ff")
-    served = await registry.open("ns", "ff")
     base = await commit_files(repo, workdir, {"a": "1"}, "base")
     second = await commit_files(repo, workdir, {"a": "2"}, "second")
-    await push(repo, InProcessRemote(served), "origin", "main")
-    with pytest.raises(NonFastForward):
-        await served.update_ref("main", second, base)
+    async with registry.use("ns", "ff") as served:
+        await push(repo, InProcessRemote(served), "origin", "main")
+        with pytest.raises(NonFastForward):
+            await served.update_ref("main", second, base)
 
 
 async def test_a_fresh_cache_is_rebuilt_from_the_store(
@@ -143,12 +152,13 @@ async def test_a_fresh_cache_is_rebuilt_from_the_store(
     first = RepoRegistry(store, tmp_path / "cache-1")
     await first.create("ns", "r")
     tip = await commit_files(repo, workdir, {"d/x": "x" * 50_000}, "one")
-    await push(repo, InProcessRemote(await first.open("ns", "r")), "origin", "main")
+    async with first.use("ns", "r") as served:
+        await push(repo, InProcessRemote(served), "origin", "main")
     await first.close()
     second = RepoRegistry(store, tmp_path / "cache-2")  # empty disk, same store
-    served = await second.open("ns", "r")
-    assert (await served.refs())["main"] == tip
-    await served.verify_complete(tip)
+    async with second.use("ns", "r") as served:
+        assert (await served.refs())["main"] == tip
+        await served.verify_complete(tip)
     await second.close()
 
 
@@ -164,20 +174,23 @@ async def test_a_repository_deleted_and_created_again_starts_empty(
     try:
         await this.create("ns", "r")
         tip = await commit_files(repo, workdir, {"d/x": "x" * 50_000, "y": "y"}, "one")
-        first = await push(repo, InProcessRemote(await this.open("ns", "r")), "origin", "main")
+        async with this.use("ns", "r") as served:
+            first = await push(repo, InProcessRemote(served), "origin", "main")
         assert first.chunks >= 2
-        assert (await (await other.open("ns", "r")).refs())["main"] == tip
+        async with other.use("ns", "r") as served:
+            assert (await served.refs())["main"] == tip
 
         await this.delete("ns", "r")
         await this.create("ns", "r")
         for registry in (this, other):
-            served = await registry.open("ns", "r")
-            assert await served.refs() == {}
-            assert await served.missing([tip]) == {tip}
-        again = await push(repo, InProcessRemote(await this.open("ns", "r")), "origin", "main")
+            async with registry.use("ns", "r") as served:
+                assert await served.refs() == {}
+                assert await served.missing([tip]) == {tip}
+        async with this.use("ns", "r") as served:
+            again = await push(repo, InProcessRemote(served), "origin", "main")
         assert (again.chunks, again.commits) == (first.chunks, first.commits)
-        served = await other.open("ns", "r")
-        await served.verify_complete(tip)
+        async with other.use("ns", "r") as served:
+            await served.verify_complete(tip)
         assert not list((tmp_path / "cache-1" / "ns" / "r").iterdir())[1:]  # one incarnation
     finally:
         await this.close()
@@ -202,7 +215,7 @@ async def test_a_push_answered_ok_is_never_undone_by_a_racing_delete(
     registry = RepoRegistry(store, tmp_path / "cache")
     try:
         await registry.create("ns", "r")
-        served = await registry.open("ns", "r")
+        served = await hold(registry, "ns", "r")
         base, child = await _base_and_child(repo, workdir, served)
         store.armed = "refs/heads/main"
         deleting = asyncio.create_task(served.delete_ref("main", base))
@@ -212,6 +225,72 @@ async def test_a_push_answered_ok_is_never_undone_by_a_racing_delete(
         with pytest.raises(RefConflict):
             await deleting
         assert (await served.refs()) == {"main": child}
+
+
+async def test_open_repositories_stay_within_the_bound(tmp_path: Path) -> None:
+    registry = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache", max_open=4)
+    names = [f"r{i}" for i in range(12)]  # three times the bound
+    try:
+        for name in names:
+            await registry.create("ns", name)
+        served = []
+        for name in names:
+            async with registry.use("ns", name) as one:
+                assert await one.refs() == {}
+                served.append(one)
+            assert registry.open_count <= 4
+        assert registry.open_count == 4
+        assert [registry.is_open("ns", name) for name in names] == [False] * 8 + [True] * 4
+        async with registry.use("ns", "r11") as again:  # the most recent: still open
+            assert again is served[-1]
+        async with registry.use("ns", "r0") as again:  # closed long ago: opened again
+            assert again is not served[0] and await again.refs() == {}
+        assert not registry.is_open("ns", "r8")  # the least recently used made room
+    finally:
+        await registry.close()
+    assert registry.open_count == 0
+
+
+async def test_a_repository_in_use_is_not_closed_under_its_request(tmp_path: Path) -> None:
+    """A long request (a push streaming packs) holds its repository while many others are
+    opened and released; it stays open and usable, and is closed once released if there
+    are still too many open."""
+    registry = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache", max_open=2)
+    closed: list[str] = []
+    try:
+        for i in range(7):
+            await registry.create("ns", f"r{i}")
+        holding = asyncio.Event()
+        finish = asyncio.Event()
+
+        async def long_request() -> None:
+            async with registry.use("ns", "r0") as served:
+                original_close = served.close
+
+                async def close() -> None:
+                    closed.append("r0")
+                    await original_close()
+
+                served.close = close  # type: ignore[method-assign]
+                holding.set()
+                await finish.wait()
+                assert await served.refs() == {}  # its database still works
+                assert "r0" not in closed
+
+        task = asyncio.create_task(long_request())
+        await holding.wait()
+        for i in range(1, 7):
+            async with registry.use("ns", f"r{i}") as served:
+                assert await served.refs() == {}
+            assert registry.open_count <= 2
+            assert registry.is_open("ns", "r0")  # the held one is never evicted
+        async with registry.use("ns", "r1"), registry.use("ns", "r2"):
+            assert registry.open_count == 3  # three in use over a bound of two: all stay
+            finish.set()
+            await task
+            assert closed == ["r0"]  # released while still over the bound: closed then
+            assert registry.open_count == 2 and not registry.is_open("ns", "r0")
+        assert registry.open_count == 2
     finally:
         await registry.close()
 
@@ -225,7 +304,7 @@ async def test_a_push_racing_a_delete_that_lands_first_is_refused(
     registry = RepoRegistry(store, tmp_path / "cache")
     try:
         await registry.create("ns", "r")
-        served = await registry.open("ns", "r")
+        served = await hold(registry, "ns", "r")
         base, child = await _base_and_child(repo, workdir, served)
         store.armed = "refs/heads/main"
         pushing = asyncio.create_task(served.update_ref("main", base, child))
@@ -253,7 +332,7 @@ async def test_only_nodes_whose_subtree_is_stored_read_as_present(
     store = LocalStore(tmp_path / "bucket")
     first = RepoRegistry(store, tmp_path / "cache-1")
     await first.create("ns", "r")
-    served = await first.open("ns", "r")
+    served = await hold(first, "ns", "r")
     files = {"d/big.bin": random.Random(2).randbytes(500_000), "d/e/small.txt": "s"}
     tip = await commit_files(repo, workdir, files, "one")
     reached = await reachable(repo.objects, [tip])
@@ -276,7 +355,7 @@ async def test_only_nodes_whose_subtree_is_stored_read_as_present(
 
     second = RepoRegistry(store, tmp_path / "cache-2")  # a new disk: nothing vouched yet
     try:
-        served = await second.open("ns", "r")
+        served = await hold(second, "ns", "r")
         assert await served.db.complete(nodes) == set()
         assert await served.missing(nodes) == set()
         assert await served.db.complete(nodes) == set(nodes)
@@ -321,7 +400,7 @@ async def test_fetches_of_unknown_ids_relist_the_packs_at_most_once_per_interval
     )
     try:
         await registry.create("ns", "r")
-        served = await registry.open("ns", "r")
+        served = await hold(registry, "ns", "r")
         assert store.listings == 1
         absent = hash_bytes(b"stored nowhere")
         for _ in range(3):
@@ -337,7 +416,7 @@ async def test_fetches_of_unknown_ids_relist_the_packs_at_most_once_per_interval
         other = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache-2")
         try:
             tip = await commit_files(repo, workdir, {"a": "1"}, "one")
-            await push(repo, InProcessRemote(await other.open("ns", "r")), "origin", "main")
+            await push(repo, InProcessRemote(await hold(other, "ns", "r")), "origin", "main")
         finally:
             await other.close()
         assert await served.pack_of([tip], tmp_path / "out.pack") > 0
@@ -362,3 +441,19 @@ async def test_misses_waiting_for_a_listing_share_it() -> None:
     assert found == [1] * 20  # each miss sees what the shared listing found
     assert await limit.after_miss(relist) == 1  # a later miss needs a later listing
     assert listings == 3 and fake.slept == [10.0, 10.0]
+
+
+async def test_a_repository_deleted_while_in_use_is_closed_by_its_last_user(
+    tmp_path: Path,
+) -> None:
+    registry = RepoRegistry(LocalStore(tmp_path / "bucket"), tmp_path / "cache")
+    try:
+        await registry.create("ns", "r")
+        async with registry.use("ns", "r") as served:
+            await registry.delete("ns", "r")
+            assert registry.open_count == 0
+            assert await served.missing([bytes(16)]) == {bytes(16)}  # not closed under it
+        with pytest.raises(ValueError):  # closed once released
+            await served.missing([bytes(16)])
+    finally:
+        await registry.close()

@@ -100,6 +100,9 @@ class ServedRepo:
         self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
 
+    async def close(self) -> None:
+        await self.db.close()
+
     # -- the index cache ---------------------------------------------------------------
     async def refresh_index(self) -> int:
         """Index packs written by other servers (or before this disk existed)."""
