@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,23 +51,51 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message, "status": status}, status=status)
 
 
+# Answered when the client has gone (nginx's "client closed request"): no one reads it,
+# but the access log shows it.
+CLIENT_GONE = 499
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Domain errors become JSON 4xx/5xx here, once, not in every handler."""
+    """Domain errors become JSON 4xx/5xx here, once, not in every handler. A client that
+    disconnects mid-request is one line of log, not a traceback."""
     try:
         return await handler(request)
+    except asyncio.CancelledError:
+        if client_gone(request):
+            _log_gone(request, "cancelled")
+        raise
     except web.HTTPException as e:
         if e.status < 400:
             raise
         return json_error(e.status, e.reason or e.text or "error")
     except Exception as e:
+        if isinstance(e, ConnectionError) and client_gone(request):
+            _log_gone(request, f"{type(e).__name__}: {e}")
+            return web.Response(status=CLIENT_GONE)
         for kind, status in STATUS_OF:
             if isinstance(e, kind):
                 return json_error(status, str(e))
         log.exception("internal error on %s %s", request.method, request.path)
         return json_error(500, "internal server error")
+
+
+def _log_gone(request: web.Request, reason: str) -> None:
+    log.info(
+        "client disconnected: %s %s from %s (%s)",
+        request.method,
+        request.path,
+        request.remote,
+        reason,
+    )
 
 
 @web.middleware

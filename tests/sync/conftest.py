@@ -144,9 +144,9 @@ async def api(server: Server) -> AsyncIterator[tuple[aiohttp.ClientSession, str]
 
 
 @asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
+async def serving(app: web.Application, **runner_options: object) -> AsyncIterator[str]:
     """An application served in this process on a free loopback port: its base URL."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **runner_options)  # type: ignore[arg-type]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
