@@ -42,7 +42,7 @@ REGISTRY = web.AppKey("registry", RepoRegistry)
 TOKENS = web.AppKey("tokens", TokenStore)
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
-GRANT = "grant"  # request key holding the caller's TokenGrant
+GRANT = web.RequestKey("grant", TokenGrant)  # the caller's grant
 
 
 def grant_of(request: web.Request) -> TokenGrant:

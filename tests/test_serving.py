@@ -20,8 +20,8 @@ from oxen.errors import (
 from oxen.formats.ids import hash_bytes
 from oxen.repo import AsyncRepo
 from oxen.serving.registry import RepoRegistry
-from oxen.serving.served_repo import ServedRepo
 from oxen.serving.relisting import RelistLimit
+from oxen.serving.served_repo import ServedRepo
 from oxen.storage.local import LocalStore
 from oxen.sync.push import push, send_objects
 from oxen.trees.walk import reachable
@@ -225,6 +225,8 @@ async def test_a_push_answered_ok_is_never_undone_by_a_racing_delete(
         with pytest.raises(RefConflict):
             await deleting
         assert (await served.refs()) == {"main": child}
+    finally:
+        await registry.close()
 
 
 async def test_open_repositories_stay_within_the_bound(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ async def test_the_server_sweeps_a_repository_cache_when_it_opens_it(tmp_path: P
     tmp.mkdir(parents=True)
     orphan = tmp / f"upload-{dead_pid()}-abc.pack"
     orphan.write_bytes(b"x" * 1000)
-    await registry.open("ns", "r")
+    async with registry.use("ns", "r"):
+        pass
     await registry.close()
     assert not orphan.exists()

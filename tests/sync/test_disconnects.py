@@ -22,7 +22,8 @@ from oxen.server.app import create_app
 from oxen.server.auth import TokenGrant, TokenStore
 from oxen.server.state import Settings
 from oxen.storage.local import LocalStore
-from tests.sync.conftest import serving
+from oxen.sync.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+from tests.sync.conftest import auth, serving
 from tests.sync.test_server_input import pack_bytes
 
 MiB = 1024 * 1024
@@ -85,12 +86,12 @@ async def test_a_client_gone_mid_body_is_one_line(
     app, done, store = app_with_handler_done(tmp_path)
     token = await TokenStore(store).issue(TokenGrant(email="a@b.c", name="A"))
     async with serving(app, handler_cancellation=cancel) as base:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        async with aiohttp.ClientSession(headers=auth(token)) as s:
             r = await s.post(base + "/api/repos", json={"namespace": "ns", "name": "r"})
             assert r.status == 201
         head = (
             "POST /api/repos/ns/r/packs HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {10 * MiB}\r\n\r\n"
+            f"Authorization: Bearer {token}\r\n{PROTOCOL_HEADER}: {PROTOCOL_VERSION}\r\nContent-Length: {10 * MiB}\r\n\r\n"
         )
         caplog.clear()
         await asyncio.to_thread(raw_request, base, head, b"x" * 100_000, 0, False)
@@ -108,7 +109,7 @@ async def test_a_client_gone_mid_response_is_one_line(
     blobs = [os.urandom(MiB) for _ in range(32)]
     pack = pack_bytes(tmp_path, [(hash_bytes(b), Kind.CHUNK, b) for b in blobs])
     async with serving(app) as base:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        async with aiohttp.ClientSession(headers=auth(token)) as s:
             r = await s.post(base + "/api/repos", json={"namespace": "ns", "name": "r"})
             assert r.status == 201
             r = await s.post(base + "/api/repos/ns/r/packs", data=pack)
@@ -117,7 +118,7 @@ async def test_a_client_gone_mid_response_is_one_line(
         body = msgpack.packb(b"".join(hash_bytes(b) for b in blobs))
         head = (
             "POST /api/repos/ns/r/objects/fetch HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Authorization: Bearer {token}\r\n{PROTOCOL_HEADER}: {PROTOCOL_VERSION}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         caplog.clear()
         await asyncio.to_thread(raw_request, base, head, body, 1000, True)

@@ -16,12 +16,12 @@ from oxen.server.auth import Role, TokenGrant, required_role, token_key
 from oxen.server.main import main as server_main
 from oxen.server.routes import routes
 from oxen.storage.local import LocalStore
-from tests.sync.conftest import Server
+from tests.sync.conftest import Server, auth
 from tests.sync.test_server_input import expect_error, pack_bytes
 
 
 def client(token: str) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
+    return aiohttp.ClientSession(headers=auth(token))
 
 
 async def legacy_token(server: Server, **fields: object) -> str:
@@ -50,8 +50,8 @@ async def test_each_route_needs_its_role(server: Server, tmp_path: Path) -> None
         ("POST", base + "/objects/missing", ids, 200, Role.READER),
         ("POST", base + "/objects/fetch", ids, 200, Role.READER),
         # past the role check: refused for what they ask, not for who asks
-        ("PUT", base + "/refs/heads/main", {"old": None, "new": "ab" * 16}, 400, Role.WRITER),
-        ("DELETE", base + "/refs/heads/main", {"old": "ab" * 16}, 404, Role.WRITER),
+        ("PUT", base + "/refs/heads/main", {"old": None, "new": "ab" * 32}, 400, Role.WRITER),
+        ("DELETE", base + "/refs/heads/main", {"old": "ab" * 32}, 404, Role.WRITER),
         ("DELETE", base, None, 200, Role.ADMIN),
     ]
     for method, url, body, status, least in cases:

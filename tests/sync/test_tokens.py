@@ -23,7 +23,7 @@ from oxen.server.auth import (
 from oxen.server.main import main as server_main
 from oxen.server.state import Settings
 from oxen.storage.local import LocalStore
-from tests.sync.conftest import Server, serving
+from tests.sync.conftest import Server, auth, serving
 from tests.sync.test_server_input import expect_error
 
 
@@ -82,7 +82,7 @@ async def test_a_revoked_token_is_refused_by_a_second_server_on_the_store(
         for i in range(2)
     ]
     token = await TokenStore(store).issue(grant())
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = auth(token)
     async with (
         serving(apps[0]) as one,
         serving(apps[1]) as two,
@@ -113,11 +113,11 @@ async def test_an_expired_token_is_a_401_that_says_so(tmp_path: Path) -> None:
     valid = await tokens.issue(grant(created=now, expires=now + 3600))
     app = create_app(Settings(str(tmp_path / "bucket"), tmp_path / "data"), store)
     async with serving(app) as base, aiohttp.ClientSession() as s:
-        r = await s.get(base + "/api/repos/ns", headers={"Authorization": f"Bearer {expired}"})
+        r = await s.get(base + "/api/repos/ns", headers=auth(expired))
         err = await expect_error(r, 401)
         assert err["error"].startswith("this token expired on ")
         assert time.strftime("%Y-%m-%d", time.gmtime(now - 3600)) in err["error"]
-        r = await s.get(base + "/api/repos/ns", headers={"Authorization": f"Bearer {valid}"})
+        r = await s.get(base + "/api/repos/ns", headers=auth(valid))
         assert r.status == 200
 
 
@@ -210,7 +210,7 @@ def test_a_running_server_refuses_a_token_revoked_from_the_command_line(
     def status() -> int:
         request = urllib.request.Request(
             f"http://{server.host}/api/repos/ns",
-            headers={"Authorization": f"Bearer {server.token}"},
+            headers=auth(server.token),
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as r:

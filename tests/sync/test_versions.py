@@ -35,9 +35,11 @@ async def test_the_server_refuses_a_repository_of_the_old_format(tmp_path: Path)
     old = {"namespace": "ns", "name": "old", "created": 1, "incarnation": "x"}  # no format
     await store.put("repos/ns/old/repo.json", json.dumps(old).encode())
     try:
-        assert (await registry.open("ns", "new")).info.format == 2
+        async with registry.use("ns", "new") as served:
+            assert served.info.format == 2
         with pytest.raises(FormatError, match="format 1"):
-            await registry.open("ns", "old")
+            async with registry.use("ns", "old"):
+                pass
     finally:
         await registry.close()
         await store.close()
