@@ -48,6 +48,11 @@ def venv_python() -> str:
     return str(py) if py.exists() else sys.executable
 
 
+def _auth_env(token: str, url: str) -> dict[str, str]:
+    """The token for the server at ``url`` (and no other)."""
+    return {"OXEN_AUTH_TOKEN": token, "OXEN_AUTH_HOST": url.split("://", 1)[1]}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -360,7 +365,7 @@ class Services:
             disk_proxy = self._proxy("oxen-disk", disk.port)
             run.targets.append(
                 Target(
-                    OURS_DISK, run.ours, {**run.ours.env(), "OXEN_AUTH_TOKEN": disk_token},
+                    OURS_DISK, run.ours, {**run.ours.env(), **_auth_env(disk_token, disk_proxy.url)},
                     disk_proxy, None, disk, disk_proxy.url, "disk",
                     lambda name, d=disk: dir_size(d.local_store / "repos" / NS / name),
                 )
@@ -380,7 +385,7 @@ class Services:
             s3_proxy = self._proxy("oxen-s3", s3.port)
             run.targets.append(
                 Target(
-                    OURS_S3, run.ours, {**run.ours.env(), "OXEN_AUTH_TOKEN": s3_token},
+                    OURS_S3, run.ours, {**run.ours.env(), **_auth_env(s3_token, s3_proxy.url)},
                     s3_proxy, moto_oxen, s3, s3_proxy.url, "s3",
                     lambda name: moto.prefix_size(BUCKET, f"oxen/repos/{NS}/{name}/")[0],
                 )

@@ -17,11 +17,31 @@ from oxen.sync.protocol import MISSING_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION,
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
 
 
-def token_for(host: str) -> str | None:
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def host_port(scheme: str, host: str) -> str:
+    """``host:port``, the default port of ``scheme`` filled in (tokens are keyed by it)."""
+    if host.startswith("["):  # an IPv6 literal: [::1] or [::1]:3000
+        return host if "]:" in host else f"{host}:{DEFAULT_PORTS.get(scheme, '80')}"
+    return host if ":" in host else f"{host}:{DEFAULT_PORTS.get(scheme, '80')}"
+
+
+def token_for(url: RemoteURL) -> str | None:
+    """The token for exactly this server (host and port), never one saved for another.
+
+    ``OXEN_AUTH_TOKEN`` is used only for the servers ``OXEN_AUTH_HOST`` names (host:port,
+    comma-separated); a token saved with ``oxen config --auth HOST`` without a port only
+    for the scheme's default port."""
+    here = host_port(url.scheme, url.host)
     if env := os.environ.get("OXEN_AUTH_TOKEN"):
-        return env
-    tokens = load_auth_tokens()
-    return tokens.get(host) or tokens.get(host.split(":")[0])
+        hosts = os.environ.get("OXEN_AUTH_HOST", "")
+        if here in {host_port(url.scheme, h.strip()) for h in hosts.split(",") if h.strip()}:
+            return env
+    for saved, token in load_auth_tokens().items():
+        if host_port(url.scheme, saved) == here:
+            return token
+    return None
 
 
 def _ids_body(ids: list[bytes]) -> bytes:
@@ -31,7 +51,7 @@ def _ids_body(ids: list[bytes]) -> bytes:
 class HttpRemote:
     def __init__(self, url: RemoteURL, token: str | None = None, connections: int = 8) -> None:
         self.url = url
-        self.token = token if token is not None else token_for(url.host)
+        self.token = token if token is not None else token_for(url)
         headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -138,6 +158,19 @@ def _check_protocol(response: aiohttp.ClientResponse, host: str) -> None:
         )
 
 
+def _env_token_hint(where: str) -> str:
+    """Why OXEN_AUTH_TOKEN was not sent, when it is set and was not."""
+    if not os.environ.get("OXEN_AUTH_TOKEN"):
+        return ""
+    url = RemoteURL.parse(where) if where.count("/") >= 4 else None
+    if url is None or token_for(url) is not None:
+        return ""
+    return (
+        f" (OXEN_AUTH_TOKEN is set, but it is sent only to the servers OXEN_AUTH_HOST names:"
+        f" OXEN_AUTH_HOST={host_port(url.scheme, url.host)})"
+    )
+
+
 async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:
     try:
         message = (await response.json()).get("error", response.reason)
@@ -145,7 +178,7 @@ async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:
         message = response.reason or "error"
     response.release()
     if response.status == 401:
-        raise RemoteError(f"{where}: {message}")
+        raise RemoteError(f"{where}: {message}{_env_token_hint(where)}")
     if response.status == 403:
         raise RemoteError(f"{where}: permission denied: {message}")
     if response.status == 404:

@@ -94,7 +94,9 @@ class Server:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+def make_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Server]]:
+    """Servers for this test; each is named in OXEN_AUTH_HOST, so a client given
+    OXEN_AUTH_TOKEN sends it there (and to no other server)."""
     servers: list[Server] = []
 
     def make(
@@ -108,6 +110,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.token = server.add_user()
         server.start()
         servers.append(server)
+        monkeypatch.setenv("OXEN_AUTH_HOST", ",".join(s.host for s in servers))
         return server
 
     yield make

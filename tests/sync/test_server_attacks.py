@@ -389,3 +389,36 @@ async def test_clone_refuses_a_chunk_list_longer_than_its_file(tmp_path: Path, i
         await clone("http://evil/ns/r", tmp_path / "victim", EvilRemote())  # type: ignore[arg-type]
     assert cid not in asked
     assert not (tmp_path / "victim").exists()
+
+
+def test_a_token_is_sent_to_its_own_host_and_port_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token saved for a bare host is for its default port; OXEN_AUTH_TOKEN goes only to
+    the servers OXEN_AUTH_HOST names."""
+    from oxen.config import save_auth_token
+    from oxen.sync.http import token_for
+    from oxen.sync.protocol import RemoteURL
+
+    def url(host: str, scheme: str = "http") -> RemoteURL:
+        return RemoteURL.parse(f"{scheme}://{host}/ns/r")
+
+    monkeypatch.delenv("OXEN_AUTH_TOKEN", raising=False)
+    save_auth_token("hub.example", "bare")
+    save_auth_token("hub.example:3000", "port-3000")
+    assert token_for(url("hub.example")) == "bare"
+    assert token_for(url("hub.example:80")) == "bare"
+    assert token_for(url("hub.example:3000")) == "port-3000"
+    assert token_for(url("hub.example:4000")) is None  # another port: another server
+    assert token_for(url("hub.example", "https")) == "bare"  # the default port of https
+    assert token_for(url("hub.example:443", "http")) is None
+    assert token_for(url("evil.example")) is None
+
+    monkeypatch.setenv("OXEN_AUTH_TOKEN", "from-env")
+    monkeypatch.setenv("OXEN_AUTH_HOST", "ci.example:3000, other.example")
+    assert token_for(url("ci.example:3000")) == "from-env"
+    assert token_for(url("other.example:80")) == "from-env"
+    assert token_for(url("evil.example")) is None
+    assert token_for(url("hub.example:3000")) == "port-3000"
+    monkeypatch.delenv("OXEN_AUTH_HOST")
+    assert token_for(url("ci.example:3000")) is None  # no host named: sent nowhere
