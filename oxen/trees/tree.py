@@ -123,16 +123,33 @@ class Trees:
 
     # -- diffing -----------------------------------------------------------------------
     async def diff(self, a: bytes | None, b: bytes | None, prefix: str = "") -> dict[str, Change]:
-        """path -> (old, new) for every file that differs, descending only where ids differ."""
+        """path -> (old, new) for every file that differs, descending only where ids differ
+        (a worklist, not recursion: depth costs no stack)."""
         out: dict[str, Change] = {}
-        if a == b:
-            return out
-        check_depth(prefix)
-        if a is None or b is None:
-            side = await self.flatten(a or b, prefix)  # type: ignore[arg-type]
-            for path, row in side.items():
-                out[path] = Change(row, None) if b is None else Change(None, row)
-            return out
+        work: list[tuple[bytes | None, bytes | None, str]] = [(a, b, prefix)]
+        while work:
+            a, b, prefix = work.pop()
+            if a == b:
+                continue
+            check_depth(prefix)
+            if a is None or b is None:
+                side = await self.flatten(a or b, prefix)  # type: ignore[arg-type]
+                for path, row in side.items():
+                    out[path] = Change(row, None) if b is None else Change(None, row)
+                continue
+            await self._diff_dirs(a, b, prefix, out, work)
+        return out
+
+    async def _diff_dirs(
+        self,
+        a: bytes,
+        b: bytes,
+        prefix: str,
+        out: dict[str, Change],
+        work: list[tuple[bytes | None, bytes | None, str]],
+    ) -> None:
+        """Compare two directories: files into ``out``, differing subdirectories onto
+        ``work``."""
         na, nb = await self.dir_node(a), await self.dir_node(b)
         if len(na.vnodes) == len(nb.vnodes):
             pairs = [(x, y) for x, y in zip(na.vnodes, nb.vnodes, strict=True) if x != y]
@@ -159,19 +176,18 @@ class Trees:
                     continue
                 path = prefix + name
                 if isinstance(x, DirEntry) and isinstance(y, DirEntry):
-                    out.update(await self.diff(x.id, y.id, path + "/"))
+                    work.append((x.id, y.id, path + "/"))
                     continue
                 if isinstance(x, DirEntry):
-                    out.update(await self.diff(x.id, None, path + "/"))
+                    work.append((x.id, None, path + "/"))
                     x = None
                 if isinstance(y, DirEntry):
-                    out.update(await self.diff(None, y.id, path + "/"))
+                    work.append((None, y.id, path + "/"))
                     y = None
                 old = file_row(path, x) if x is not None else None
                 new = file_row(path, y) if y is not None else None
                 if old != new and (old or new):
                     out[path] = Change(old, new)
-        return out
 
     # -- building ----------------------------------------------------------------------
     async def apply(

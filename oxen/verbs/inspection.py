@@ -212,25 +212,31 @@ async def tree_rows(
 ) -> list[TreeRow]:
     root = await repo.tree_of(rev)
     rows: list[TreeRow] = []
-
-    async def visit(dir_id: bytes, name: str, depth: int) -> None:
+    # depth first, in order, with a stack of what is left to show (no recursion)
+    stack: list[TreeRow | tuple[bytes, str, int]] = [(root, "/", 0)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, TreeRow):
+            rows.append(item)
+            continue
+        dir_id, name, depth = item
         node = await repo.trees.dir_node(dir_id)
         rows.append(TreeRow(depth, "dir", name, dir_id, node.size, node.count))
         if max_depth is not None and depth >= max_depth:
-            return
+            continue
         vnodes = await repo.objects.read_nodes(node.vnodes)
+        pending: list[TreeRow | tuple[bytes, str, int]] = []
         for vid in node.vnodes:
             vnode = vnodes[vid]
             assert isinstance(vnode, VNode)
             size = sum(e.size for e in vnode.entries)
-            rows.append(TreeRow(depth + 1, "vnode", "", vid, size, len(vnode.entries)))
+            pending.append(TreeRow(depth + 1, "vnode", "", vid, size, len(vnode.entries)))
             for e in vnode.entries:
                 if isinstance(e, DirEntry):
-                    await visit(e.id, e.name + "/", depth + 2)
+                    pending.append((e.id, e.name + "/", depth + 2))
                 elif files:
-                    rows.append(TreeRow(depth + 2, "file", e.name, e.id, e.size, 1))
-
-    await visit(root, "/", 0)
+                    pending.append(TreeRow(depth + 2, "file", e.name, e.id, e.size, 1))
+        stack.extend(reversed(pending))
     return rows
 
 
