@@ -51,17 +51,27 @@ def branch(args: argparse.Namespace) -> int:
             if current:
                 print(current)
             return
-        if args.delete:
+        if args.delete or args.force_delete:
             if not args.name:
                 raise OxenError("branch -d needs a branch name")
-            await branches.delete_branch(repo, args.name)
+            await branches.delete_branch(repo, args.name, force=args.force_delete)
             print(f"Deleted branch {args.name}")
             return
         if args.name:
             await branches.create_branch(repo, args.name, args.start)
             return
-        for name in sorted(await branches.branches(repo)):
+        local = {} if args.remotes else await branches.branches(repo)
+        remote = await branches.remote_branches(repo) if args.remotes or args.all else {}
+        for name in sorted(local):
             print(("* " if name == current else "  ") + name)
+        for name in sorted(remote):
+            print(("  remotes/" if args.all else "  ") + name)
+        if not local and not remote:
+            print(
+                "no remote-tracking branches (oxen fetch gets them)"
+                if args.remotes
+                else f"no branches yet: the first commit creates {current or 'main'}"
+            )
 
     with_repo(go)
     return 0

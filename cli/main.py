@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("branch", "List, create or delete branches.", history + "branch")
     c.add_argument("name", nargs="?")
     c.add_argument("start", nargs="?", help="where the new branch starts (default HEAD)")
-    c.add_argument("-d", "--delete", action="store_true")
+    c.add_argument("-d", "--delete", action="store_true", help="delete a merged branch")
+    c.add_argument("-D", dest="force_delete", action="store_true", help="delete it anyway")
+    c.add_argument("-r", "--remotes", action="store_true", help="list remote-tracking branches")
+    c.add_argument("-a", "--all", action="store_true", help="list local and remote-tracking")
     c.add_argument("--show-current", action="store_true")
 
     c = cmd("checkout", "Switch to a branch or commit.", history + "checkout")

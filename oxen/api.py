@@ -91,8 +91,8 @@ class Repo:
     def create_branch(self, name: str, start: str | None = None) -> str:
         return self._run(lambda r: r.create_branch(name, start)).hex()
 
-    def delete_branch(self, name: str) -> None:
-        self._run(lambda r: r.delete_branch(name))
+    def delete_branch(self, name: str, force: bool = False) -> None:
+        self._run(lambda r: r.delete_branch(name, force))
 
     def checkout(self, target: str, create: bool = False) -> None:
         self._run(lambda r: r.checkout(target, create))

@@ -182,10 +182,12 @@ def load_user_config() -> UserConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"invalid config file {data_path}: {e}") from None
     try:
-        user = raw.get("user", {})
-        return from_dict(
-            UserConfig, {k: v for k, v in user.items() if k in ("name", "email")}, "user."
-        )
+        # Oxen's own client keeps top-level name/email in this same file; ours a [user]
+        # table. Either is read ([user] first), so whichever client wrote last, both work.
+        table = raw.get("user", {})
+        fields = {k: raw[k] for k in ("name", "email") if isinstance(raw.get(k), str)}
+        fields.update({k: v for k, v in table.items() if k in ("name", "email")})
+        return from_dict(UserConfig, fields, "user.")
     except (ValueError, AttributeError) as e:
         raise ConfigError(f"invalid config file {data_path}: {e}") from None
 
@@ -220,7 +222,15 @@ def write_private(path: Path, text: str) -> None:
 
 
 def save_user_config(user: UserConfig) -> Path:
-    return _update_user_toml(lambda raw: raw.__setitem__("user", to_dict(user)))
+    """Write the identity in both forms (top-level keys for Oxen's client, a [user] table
+    for ours), keeping every other key of the file."""
+
+    def change(raw: dict[str, Any]) -> None:
+        values = to_dict(user)
+        raw.update(values)
+        raw["user"] = {**(raw.get("user") if isinstance(raw.get("user"), dict) else {}), **values}
+
+    return _update_user_toml(change)
 
 
 def load_auth_tokens() -> dict[str, str]:

@@ -79,8 +79,8 @@ class AsyncRepo(Repository):
     async def create_branch(self, name: str, start: str | None = None) -> bytes:
         return await branches.create_branch(self, name, start)
 
-    async def delete_branch(self, name: str) -> None:
-        await branches.delete_branch(self, name)
+    async def delete_branch(self, name: str, force: bool = False) -> None:
+        await branches.delete_branch(self, name, force)
 
     async def checkout(
         self, target: str, create: bool = False, progress: ProgressFactory = null_progress

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from oxen.errors import RefConflict
 from oxen.formats.refnames import (
     HEADS,
+    REMOTES,
     branch_ref,
     check_branch_name,
     head_value,
@@ -98,8 +99,12 @@ class Refs:
 
     # -- any ref, and HEAD ---------------------------------------------------------------
     async def lookup(self, name: str) -> bytes | None:
-        """A branch, then a full ref name (``refs/remotes/origin/main``)."""
-        return await self.db.get_ref(HEADS + name) or await self.db.get_ref(name)
+        """A branch, then a remote-tracking branch (``origin/main``, ``remotes/origin/main``),
+        then a full ref name (``refs/remotes/origin/main``)."""
+        for ref in (HEADS + name, REMOTES + name.removeprefix("remotes/"), name):
+            if (cid := await self.db.get_ref(ref)) is not None:
+                return cid
+        return None
 
     async def head(self) -> Head:
         branch, detached = parse_head(await self.db.get_state("HEAD"))
