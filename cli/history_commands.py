@@ -26,6 +26,8 @@ from oxen.verbs import merge as merge_verb
 
 def log(args: argparse.Namespace) -> int:
     commits = with_repo(lambda r: branches.log(r, args.ref, args.limit))
+    if not commits and args.ref is None:
+        print("no commits yet: oxen add, then oxen commit", file=sys.stderr)
     for c in commits:
         if args.oneline:
             print(f"{c.id.hex()[:10]} {c.message.splitlines()[0] if c.message else ''}")
@@ -78,7 +80,16 @@ def branch(args: argparse.Namespace) -> int:
 
 
 def checkout(args: argparse.Namespace) -> int:
-    new_branch, cid = with_repo(lambda r: checkout_verb.checkout(r, args.target, args.create, bar))
+    async def go(repo: Repository) -> tuple[str | None, bytes | None] | None:
+        if not args.create and args.target == (await repo.head()).branch:
+            return None  # nothing to switch
+        return await checkout_verb.checkout(repo, args.target, args.create, bar)
+
+    switched = with_repo(go)
+    if switched is None:
+        print(f"Already on '{args.target}'")
+        return 0
+    new_branch, cid = switched
     if new_branch:
         print(f"Switched to {'a new ' if args.create else ''}branch '{new_branch}'")
     else:

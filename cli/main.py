@@ -7,6 +7,7 @@ does not pay for asyncio or the storage stack (``cli/local.py`` stays light).
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import importlib
 import os
@@ -25,6 +26,9 @@ WITHOUT_CYCLIC_GC = {"status", "add", "commit", "rm", "restore"}
 HANDLERS = {
     "status": "oxen.cli.local:status",
 }
+# command -> its parser: a command's arguments are parsed by its own parser, intermixed
+# (``push origin -d BRANCH``), and its mistakes are shown with its own usage
+COMMANDS: dict[str, argparse.ArgumentParser] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def cmd(name: str, help: str, handler: str | None = None) -> argparse.ArgumentParser:
         HANDLERS.setdefault(name, handler or f"oxen.cli.commands:{name.replace('-', '_')}")
-        return sub.add_parser(name, help=help, description=help)
+        COMMANDS[name] = sub.add_parser(name, help=help, description=help)
+        return COMMANDS[name]
 
     c = cmd("init", "Create an empty repository.")
     c.add_argument("dir", nargs="?", default=".")
@@ -158,8 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The top-level parser for ``--version``, ``-h`` and no command; a command's own for
+    the rest; an unknown command gets the nearest ones."""
+    parser = build_parser()
+    if not argv or argv[0].startswith("-"):
+        return parser.parse_args(argv)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        near = difflib.get_close_matches(command, COMMANDS, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        parser.error(f"{command!r} is not an oxen command{hint} (oxen -h lists them)")
+    args = COMMANDS[command].parse_intermixed_args(rest)
+    args.command = command
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     module, _, func = HANDLERS[args.command].partition(":")
     if args.command in WITHOUT_CYCLIC_GC:
         gc.disable()

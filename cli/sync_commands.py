@@ -57,7 +57,7 @@ def push(args: argparse.Namespace) -> int:
             branch = await branch_to_push(repo, args.branch)
             async with remotes.connect(url, args.jobs) as client:
                 if args.delete:
-                    await delete_remote_branch(repo, client, branch)
+                    await delete_remote_branch(repo, client, branch, args.remote)
                     return f"deleted {branch} on {url}"
                 r = await push_repo(repo, client, args.remote, branch, args.jobs, bar)
             if r.up_to_date:

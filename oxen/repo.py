@@ -134,7 +134,7 @@ class AsyncRepo(Repository):
 
     async def delete_remote_branch(self, remote: str, branch: str) -> None:
         async with remotes.connect(remotes.remote_url(self, remote)) as client:
-            await push_mod.delete_remote_branch(self, client, branch)
+            await push_mod.delete_remote_branch(self, client, branch, remote)
 
     async def fetch(
         self,

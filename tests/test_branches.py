@@ -82,3 +82,13 @@ def test_branch_command_line(oxen, workdir: Path) -> None:
     assert refused.returncode == 1 and "-D" in refused.stderr
     assert oxen("branch", "-D", "topic", check=True).stdout.strip() == "Deleted branch topic"
     assert "no remote-tracking branches" in oxen("branch", "-r", check=True).stdout
+
+
+def test_checkout_of_the_current_branch_and_log_of_an_empty_repo(oxen, workdir: Path) -> None:
+    oxen("init", check=True)
+    empty = oxen("log", check=True)
+    assert empty.stdout == "" and "no commits yet" in empty.stderr
+    write(workdir, "a", "1")
+    oxen("add", "a", check=True)
+    oxen("commit", "-m", "base", check=True)
+    assert oxen("checkout", "main", check=True).stdout.strip() == "Already on 'main'"

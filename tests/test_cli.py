@@ -79,7 +79,7 @@ def test_bad_input_gets_one_line_errors(oxen, workdir: Path, tmp_path: Path) -> 
     assert_one_line_error(oxen("checkout", "nope"), "no branch or commit named 'nope'")
     assert_one_line_error(oxen("log", "nope"), "unknown revision")
     assert_one_line_error(oxen("diff", "nope"), "unknown revision")
-    assert_one_line_error(oxen("node", "xyz"), "not a node id")
+    assert_one_line_error(oxen("node", "xyz"), "not an object id")
     assert_one_line_error(oxen("branch", "bad..name"), "invalid branch name")
     assert_one_line_error(oxen("merge", "nope"), "unknown revision")
     oxen("branch", "other", check=True)
@@ -169,3 +169,20 @@ def test_token_files_are_private_from_their_first_byte(
         assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
     finally:
         os.umask(old)
+
+
+def test_node_shows_the_file_ids_tree_and_info_print(oxen, workdir: Path) -> None:
+    import json
+    import random
+
+    oxen("init", check=True)
+    (workdir / "small.txt").write_text("small")
+    (workdir / "big.bin").write_bytes(random.Random(1).randbytes(600_000))
+    oxen("add", ".", check=True)
+    oxen("commit", "-m", "files", check=True)
+    for name, kind in (("small.txt", "chunk"), ("big.bin", "file")):
+        fid = json.loads(oxen("info", name, "--json", check=True).stdout)["id"]
+        shown = json.loads(oxen("node", fid, check=True).stdout)
+        assert shown["type"] == kind and shown["id"] == fid
+        assert shown["size"] == (workdir / name).stat().st_size
+    assert json.loads(oxen("node", fid, check=True).stdout)["chunks"] > 1

@@ -92,6 +92,12 @@ class Refs:
     async def set_remote(self, remote: str, branch: str, commit: bytes) -> None:
         await self.db.force_ref(remote_ref(remote, branch), commit)
 
+    async def forget_remote(self, remote: str, branch: str) -> None:
+        """Drop a remote-tracking branch (the remote deleted it)."""
+        ref = remote_ref(remote, branch)
+        if (cid := await self.db.get_ref(ref)) is not None:
+            await self.db.remove_ref_if_equals(ref, cid)
+
     async def set_remotes(self, remote: str, branches: dict[str, bytes]) -> None:
         async with self.db.transaction():
             for branch, commit in branches.items():

@@ -75,7 +75,9 @@ async def pull(
         return streamed
     fetched = await fetch(repo, remote, remote_name, branch, jobs=jobs, progress=progress)
     tracking = remote_ref(remote_name, branch)
-    merged = await merge(repo, tracking, progress, label=f"{remote_name}/{branch}")
+    merged = await merge(
+        repo, tracking, progress, label=f"Merge branch '{branch}' of {remote_name}"
+    )
     return fetched, merged
 
 

@@ -86,12 +86,17 @@ async def push(
     )
 
 
-async def delete_remote_branch(repo: Repository, remote: Remote, branch: str) -> bytes:
-    """Delete ``branch`` on the remote (compare-and-swap on what it holds now)."""
+async def delete_remote_branch(
+    repo: Repository, remote: Remote, branch: str, remote_name: str | None = None
+) -> bytes:
+    """Delete ``branch`` on the remote (compare-and-swap on what it holds now), and the
+    remote-tracking branch that mirrored it."""
     old = (await remote.refs()).get(branch)
     if old is None:
         raise NotFound(f"the remote has no branch {branch}")
     await remote.delete_ref(branch, old)
+    if remote_name is not None:
+        await repo.refs.forget_remote(remote_name, branch)
     return old
 
 

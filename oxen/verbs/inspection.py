@@ -240,18 +240,44 @@ async def tree_rows(
     return rows
 
 
-async def node(repo: Repository, id_hex: str) -> NodeInfo:
+@dataclass
+class FileIdInfo:
+    """A file id (as ``tree --files`` and ``info`` print it): the chunks that make it."""
+
+    id: bytes
+    size: int
+    chunks: list[bytes]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id.hex(),
+            # one chunk: that chunk's id is the id of any file made of it alone
+            "type": "file" if self.chunks != [self.id] else "chunk",
+            "size": self.size,
+            "chunks": len(self.chunks),
+            "chunk_ids": [c.hex() for c in self.chunks[:100]],
+        }
+
+
+async def node(repo: Repository, id_hex: str) -> NodeInfo | FileIdInfo:
+    """A node by id, or a file by its id (a file of one chunk is that chunk; a file of
+    several is known by the chunk map ``add`` and ``clone`` record)."""
     try:
         oid = from_hex(id_hex.strip().lower())
     except ValueError:
-        raise OxenError(f"not a node id (64 hex characters): {id_hex}") from None
-    if not await repo.db.locate([oid]):
-        raise MissingObject(f"no node {id_hex} in this repository")
+        raise OxenError(f"not an object id (64 hex characters): {id_hex}") from None
+    located = await repo.db.locate([oid])
+    if not located:
+        chunks = (await repo.db.chunk_maps([oid])).get(oid)
+        if chunks is None:
+            raise MissingObject(f"no node or file {id_hex} in this repository")
+        lengths = await repo.db.locate(chunks)
+        return FileIdInfo(oid, sum(loc.length for loc in lengths.values()), chunks)
     data = (await repo.objects.read_blobs([oid]))[oid]
     try:
         return NodeInfo(oid, decode_node(data))
     except CorruptObject:
-        raise OxenError(f"{id_hex} is a data chunk, not a node") from None
+        return FileIdInfo(oid, len(data), [oid])  # a file of one chunk
 
 
 async def fsck(repo: Repository) -> FsckReport:

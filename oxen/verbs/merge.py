@@ -49,8 +49,8 @@ async def merge_base(repo: Repository, a: bytes, b: bytes) -> bytes | None:
 async def merge(
     repo: Repository, name: str, progress: ProgressFactory = null_progress, label: str | None = None
 ) -> MergeResult:
-    """Merge the revision ``name`` into the current branch (``label`` names it in the
-    merge commit's message)."""
+    """Merge the revision ``name`` into the current branch (``label``: the merge commit's
+    message, if not "Merge branch 'NAME'")."""
     if await merge_state.merge_head(repo) is not None:
         raise OxenError("a merge is already in progress: commit it or run oxen merge --abort")
     branch, ours = await repo.head()
@@ -111,7 +111,7 @@ async def merge(
 
     await apply_tree_change(repo, take, progress, force=True, record=Record.STAGE, then=begin_merge)
     if not conflicts:
-        return MergeResult("merged", await commit(repo, f"Merge branch '{label or name}'"))
+        return MergeResult("merged", await commit(repo, label or f"Merge branch '{name}'"))
     paths = [c.path for c in conflicts]
     raise MergeConflict(f"merge of {name} stopped with {len(paths)} conflicting path(s)", paths)
 

@@ -70,12 +70,14 @@ async def test_async_repo_push_clone_fetch_pull(server: Server, token: str, tmp_
                 await a.push()
             _, merged = await a.pull()
             assert merged.kind == "merged"
-            assert (await a.log(limit=1))[0].message == "Merge branch 'origin/main'"
+            assert (await a.log(limit=1))[0].message == "Merge branch 'main' of origin"
             await a.push()
 
             await a.create_branch("tmp")
             await a.push(branch="tmp")
+            assert await a.refs.remote("origin", "tmp") is not None
             await a.delete_remote_branch("origin", "tmp")
+            assert await a.refs.remote("origin", "tmp") is None  # the tracking ref goes too
             assert "tmp" not in (await b.fetch()).branches
         finally:
             await b.close()

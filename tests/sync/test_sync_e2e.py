@@ -189,7 +189,10 @@ def test_push_delete_branch_and_not_fast_forward(tmp_path: Path, server: Server)
     ok(a, "push", token=server.token)
     ok(a, "checkout", "-b", "exp")
     ok(a, "push", "origin", "exp", token=server.token)
-    ok(a, "push", "origin", "exp", "-d", token=server.token)
+    ok(a, "push", "origin", "-d", "exp", token=server.token)  # the README's order
+    assert "origin/exp" not in ok(a, "branch", "-r")  # the tracking ref went too
+    ok(a, "push", "origin", "exp", token=server.token)
+    ok(a, "push", "-d", "origin", "exp", token=server.token)  # git's other order
     b = tmp_path / "b"
     ok(tmp_path, "clone", server.url("ns/branches"), str(b), token=server.token)
     write(b, "f", "from b")
