@@ -18,13 +18,19 @@ from oxen.cli.running import with_repo
 from oxen.config import UserConfig, load_user_config, save_auth_token, save_user_config
 from oxen.core.repository import Repository
 from oxen.errors import OxenError
+from oxen.storage.registry import with_query
 from oxen.verbs import commit as commit_verb
 from oxen.verbs import staging
 
 
 def init(args: argparse.Namespace) -> int:
     async def go() -> Path:
-        repo = await Repository.init(args.dir, args.storage)
+        storage = args.storage
+        if args.s3_endpoint:
+            if not storage or not storage.startswith("s3://"):
+                raise OxenError("--s3-endpoint goes with --storage s3://BUCKET/PREFIX")
+            storage = with_query(storage, endpoint_url=args.s3_endpoint)
+        repo = await Repository.init(args.dir, storage)
         await repo.close()
         return repo.root
 

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("init", "Create an empty repository.")
     c.add_argument("dir", nargs="?", default=".")
     c.add_argument("--storage", metavar="URL", help="object store URL (default: inside .oxen)")
+    c.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (MinIO, Ceph, ...)")
 
     c = cmd("config", "Set or show your identity, a remote, or a host's access token.")
     c.add_argument("--name")

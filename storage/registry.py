@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 from oxen.storage.base import Store
 from oxen.storage.errors import StoreError
@@ -42,6 +42,14 @@ def open_store(url: str | Path, **options: Any) -> Store:
             ) from e
         return S3Store.from_url(url, **options)
     raise StoreError(f"unsupported store URL scheme {scheme!r} in {url!r}")
+
+
+def with_query(url: str, **options: str) -> str:
+    """``url`` with these options set in its query (``s3://b/p?endpoint_url=...``)."""
+    parsed = urlparse(url)
+    query = dict(parse_qsl(parsed.query, keep_blank_values=True))
+    query.update(options)
+    return parsed._replace(query=urlencode(query)).geturl()
 
 
 def _open_fs(url: str, scheme: str, path: str, query: str, options: dict[str, Any]) -> Store:

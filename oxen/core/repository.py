@@ -74,6 +74,8 @@ class Repository:
         config = RepoConfig()
         if storage_url:
             config.storage.url = storage_url
+            if "://" in storage_url and not storage_url.startswith("file:"):
+                await _probe(storage_url)  # a missing bucket fails here, not at the first add
         root = await asyncio.to_thread(_create_layout, Path(path), config)
         repo = await cls._assemble(root, config)
         async with repo.db.transaction():
@@ -192,6 +194,15 @@ class Repository:
                 )
                 for w in written
             )
+
+
+async def _probe(url: str) -> None:
+    """Read one key of a remote store: raises StoreError if it cannot be used."""
+    store = open_store(url)
+    try:
+        await store.get("config-probe")
+    finally:
+        await store.close()
 
 
 def _create_layout(path: Path, config: RepoConfig) -> Path:

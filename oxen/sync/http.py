@@ -69,7 +69,7 @@ class HttpRemote:
         try:
             response = await self.session.request(method, url, **kwargs)  # type: ignore[arg-type]
         except aiohttp.ClientConnectionError as e:
-            raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+            raise RemoteError(f"cannot reach {self.url.host}: {_reason(e)}") from None
         _check_protocol(response, self.url.host)
         if response.status >= 400:
             await _raise_for(response, str(self.url))
@@ -82,7 +82,7 @@ class HttpRemote:
                 base, json={"namespace": self.url.namespace, "name": self.url.name}
             )
         except aiohttp.ClientConnectionError as e:
-            raise RemoteError(f"cannot reach {self.url.host}: {e}") from None
+            raise RemoteError(f"cannot reach {self.url.host}: {_reason(e)}") from None
         _check_protocol(response, self.url.host)
         if response.status >= 400:
             await _raise_for(response, str(self.url))
@@ -142,6 +142,22 @@ class HttpRemote:
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         (await self._request("DELETE", f"/refs/heads/{branch}", json={"old": old.hex()})).release()
+
+
+def _reason(e: aiohttp.ClientConnectionError) -> str:
+    """What went wrong reaching a server, in a few words (not aiohttp's whole text)."""
+    if isinstance(e, aiohttp.ClientConnectorError):
+        err = e.os_error
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused (is an oxen-server running there?)"
+        if isinstance(err, OSError) and err.errno and err.errno > 0:
+            return os.strerror(err.errno).lower()
+        if isinstance(err, OSError) and err.strerror:
+            return err.strerror.lower()
+        return str(err) or "connection failed"
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return str(e) or type(e).__name__
 
 
 def _check_protocol(response: aiohttp.ClientResponse, host: str) -> None:
