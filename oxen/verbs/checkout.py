@@ -147,6 +147,19 @@ async def checkout(
         return Head(target, current)
     new_branch: str | None = target
     new_commit = await repo.refs.get(target)
+    from_remote = None
+    if new_commit is None:
+        # only a remote has it: a local branch of that name starts there (git's DWIM)
+        held = {
+            r: c for r in sorted(repo.config.remotes) if (c := await repo.refs.remote(r, target))
+        }
+        if len(held) == 1:
+            from_remote, new_commit = next(iter(held.items()))
+        elif len(held) > 1:
+            raise RefError(
+                f"{target!r} is a branch of several remotes ({', '.join(held)}): "
+                f"oxen checkout -b {target} REMOTE/{target}"
+            )
     if new_commit is None:
         try:
             new_commit = await repo.resolve(target)
@@ -155,6 +168,8 @@ async def checkout(
         new_branch = None
 
     async def move_head() -> None:
+        if from_remote is not None and not await repo.refs.set_if_equals(target, None, new_commit):
+            raise RefError(f"a branch named {target!r} appeared meanwhile")
         await repo.refs.set_head(new_branch, new_commit)
 
     if new_commit != current:

@@ -98,3 +98,34 @@ def test_sync_repo_push_and_clone(server: Server, token: str, tmp_path: Path) ->
     assert (tmp_path / "copy" / "a.txt").read_text() == "hello"
     assert [c.message for c in copy.log()] == ["one"]
     assert copy.pull().kind == "up-to-date"
+
+
+async def test_checkout_of_a_branch_only_the_remote_has(
+    server: Server, token: str, tmp_path: Path
+) -> None:
+    """`checkout relabel` after a fetch makes a local branch where origin/relabel is."""
+    url = server.url("ns/dwim")
+    await remotes.create_remote(url)
+    a = await AsyncRepo.init(tmp_path / "a")
+    write(a.root, "f.txt", "1")
+    await a.add([str(a.root / "f.txt")])
+    await a.commit("base")
+    await a.set_remote("origin", url)
+    await a.push()
+    await a.create_branch("relabel")
+    await a.checkout("relabel")
+    write(a.root, "f.txt", "relabelled")
+    await a.add([str(a.root / "f.txt")])
+    tip = await a.commit("relabel")
+    await a.push(branch="relabel")
+    b, _ = await AsyncRepo.clone(url, tmp_path / "b")
+    try:
+        await b.fetch()
+        assert await b.resolve("origin/relabel") == tip
+        branch, cid = await b.checkout("relabel")
+        assert (branch, cid) == ("relabel", tip)
+        assert await b.refs.get("relabel") == tip
+        assert (b.root / "f.txt").read_text() == "relabelled"
+    finally:
+        await a.close()
+        await b.close()
