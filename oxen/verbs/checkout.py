@@ -14,7 +14,7 @@ from enum import Enum
 from oxen.core.refs import Head
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
-from oxen.errors import DirtyWorkingTree, OxenError, RefError
+from oxen.errors import DirtyWorkingTree, MissingObject, OxenError, RefError
 from oxen.progress import ProgressFactory, null_progress
 from oxen.trees.tree import Change
 from oxen.verbs.status import status as working_status
@@ -53,6 +53,7 @@ async def apply_tree_change(
     writes = [c.new for c in changes.values() if c.new is not None]
     deletes = [p for p, c in changes.items() if c.new is None]
     if stream is None:
+        await refuse_absent_data(repo, writes)
         await asyncio.to_thread(remove_files, repo.root, deletes)
         written = await write_files(repo, writes, progress)
     else:
@@ -80,6 +81,29 @@ async def write_files(
         return await Materializer(repo.root, repo.objects, repo.db, bar).write(rows)
     finally:
         bar.close()
+
+
+async def refuse_absent_data(repo: Repository, rows: list[FileRow]) -> None:
+    """MissingObject, before anything is touched, if the local store lacks data of ``rows``
+    (a clone holds the data of its branch tips, not of every version)."""
+    try:
+        quiet = null_progress("", None, "")
+        chunks = await Materializer(repo.root, repo.objects, repo.db, quiet).chunk_ids(rows)
+    except MissingObject:
+        chunks = None
+    if chunks is not None:
+        wanted = {c for ids in chunks.values() for c in ids}
+        held = await repo.db.locate(wanted)
+        if len(held) == len(wanted):
+            return
+        lacking = [r.path for r in rows if any(c not in held for c in chunks.get(r.id, ()))]  # type: ignore[arg-type]
+    else:
+        lacking = [r.path for r in rows]
+    raise MissingObject(
+        f"this clone does not hold the data of {len(lacking)} file(s) this needs "
+        f"(e.g. {sorted(lacking)[0]}); nothing was changed: run `oxen fetch --all` to get "
+        "every version's data, then try again"
+    )
 
 
 async def refuse_overwrites(repo: Repository, changes: dict[str, Change]) -> None:

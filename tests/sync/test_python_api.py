@@ -129,3 +129,38 @@ async def test_checkout_of_a_branch_only_the_remote_has(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_clone_lacking_old_data_refuses_before_changing_anything(
+    server: Server, token: str, tmp_path: Path
+) -> None:
+    """A default clone holds the tip's data only: checking out or restoring an older
+    version refuses in one line naming `oxen fetch --all`, with the tree untouched."""
+    url = server.url("ns/old-data")
+    await remotes.create_remote(url)
+    a = await AsyncRepo.init(tmp_path / "a")
+    write(a.root, "keep.txt", "same in both")
+    write(a.root, "data.bin", "version one")
+    await a.add([str(a.root)])
+    old = await a.commit("one")
+    write(a.root, "data.bin", "version two")
+    await a.add([str(a.root)])
+    await a.commit("two")
+    await a.set_remote("origin", url)
+    await a.push()
+    b, _ = await AsyncRepo.clone(url, tmp_path / "b")
+    try:
+        before = {p.name: p.read_bytes() for p in b.root.iterdir() if p.is_file()}
+        with pytest.raises(OxenError, match=r"fetch --all.*|nothing was changed"):
+            await b.checkout(old.hex())
+        with pytest.raises(OxenError, match="fetch --all"):
+            await b.restore([str(b.root / "data.bin")], source=old.hex())
+        after = {p.name: p.read_bytes() for p in b.root.iterdir() if p.is_file()}
+        assert after == before and (await b.head()).branch == "main"
+        assert (await b.status()).clean
+        await b.fetch(all_data=True)
+        await b.checkout(old.hex())
+        assert (b.root / "data.bin").read_text() == "version one"
+    finally:
+        await a.close()
+        await b.close()
