@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing's: importing typing costs ~10 ms on every command
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # repository format 2, protocol 2 (BLAKE3 ids)
 __all__ = ["AsyncRepo", "OxenError", "Repo", "__version__"]
 
 if TYPE_CHECKING:
