@@ -131,8 +131,8 @@ def check_format(config: RepoConfig, root: object) -> RepoConfig:
     if config.core.format != FORMAT_VERSION:
         raise FormatError(
             f"the repository at {root} is in format {config.core.format} (ids are xxh3-128, not "
-            f"collision resistant); this oxen reads format {FORMAT_VERSION} only: clone it "
-            "again from a server running this version, or init a new one and add its files"
+            f"collision resistant); this oxen reads format {FORMAT_VERSION} only: keep oxen 0.1 "
+            "for it, or start a new repository (oxen init) and add its files"
             if config.core.format < FORMAT_VERSION
             else f"the repository at {root} is in format {config.core.format}, newer than this "
             f"oxen reads ({FORMAT_VERSION}): upgrade oxen"
