@@ -192,6 +192,8 @@ def decode_node(data: bytes) -> Node:
         if kind == NodeType.VNODE:
             entries: list[Entry] = []
             for row in body[1]:
+                if not isinstance(row, list):
+                    raise CorruptObject("vnode entry is not an array")
                 if row[0] == 0:
                     chunks = None if row[4] is None else _id(row[4])
                     mode = EXEC_MODE if row[5] == EXEC_MODE else FILE_MODE
@@ -243,7 +245,7 @@ def decode_node(data: bytes) -> Node:
             return ChunkIndex(lists, tuple(_int(n) for n in sizes), tuple(_int(n) for n in counts))
     except CorruptObject:
         raise
-    except (IndexError, TypeError, ValueError) as e:
+    except (LookupError, TypeError, ValueError) as e:
         raise CorruptObject(f"malformed node: {e}") from None
     raise CorruptObject(f"unknown node type {body[0]!r}")
 
