@@ -64,6 +64,7 @@ def test_unsafe_names_are_refused(name: str) -> None:
         msgpack.packb([3, [[0, "a", b"short", 1, None, 0]]]),
         msgpack.packb([3, [[0, "b", ID, 1, None, 0], [0, "a", ID, 1, None, 0]]]),
         msgpack.packb([3, [{}]]),  # an entry that is a map: was a KeyError (a 500 on push)
+        msgpack.packb([1, ID, [], "a", "e", 0, True, "m"]),  # a timezone that is a boolean
     ],
 )
 def test_malformed_nodes_raise_corrupt_object(data: bytes) -> None:

@@ -218,7 +218,7 @@ def decode_node(data: bytes) -> Node:
             _, tree, parents, author, email, ts, tz, message = body
             if not all(isinstance(x, str) for x in (author, email, message)):
                 raise CorruptObject("commit has malformed text fields")
-            if not isinstance(tz, int):
+            if type(tz) is not int:  # a boolean is no timezone
                 raise CorruptObject("commit has a malformed timezone")
             return CommitNode(
                 _id(tree), tuple(_id(p) for p in parents), author, email, _int(ts), tz, message
