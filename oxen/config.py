@@ -144,13 +144,26 @@ def load_repo_config(oxen_dir: Path) -> RepoConfig:
     return check_format(load_toml_model(oxen_dir / CONFIG_NAME, RepoConfig), oxen_dir.parent)
 
 
-def load_toml_model(path: Path, model: type[C]) -> C:
+def read_toml(path: Path) -> dict[str, Any] | None:
+    """A TOML file's tables, None when there is no file; ConfigError when it is not TOML,
+    or nests arrays or tables deeper than the parser can recurse."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return from_dict(model, data)
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        return None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid config file {path}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"invalid config file {path}: nested too deeply") from None
+
+
+def load_toml_model(path: Path, model: type[C]) -> C:
+    data = read_toml(path)
+    if data is None:
         return model()
-    except (tomllib.TOMLDecodeError, ValueError, UnicodeDecodeError) as e:
+    try:
+        return from_dict(model, data)
+    except ValueError as e:
         raise ConfigError(f"invalid config file {path}: {str(e).splitlines()[0]}") from None
 
 
@@ -175,12 +188,9 @@ def user_config_path() -> Path:
 
 def load_user_config() -> UserConfig:
     data_path = user_config_path()
-    try:
-        raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_toml(data_path)
+    if raw is None:
         return UserConfig()
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"invalid config file {data_path}: {e}") from None
     try:
         # Oxen's own client keeps top-level name/email in this same file; ours a [user]
         # table. Either is read ([user] first), so whichever client wrote last, both work.
@@ -195,12 +205,7 @@ def load_user_config() -> UserConfig:
 def _update_user_toml(change: Callable[[dict[str, Any]], None]) -> Path:
     """Read-modify-replace the user config file (private: it holds tokens)."""
     data_path = user_config_path()
-    try:
-        raw = tomllib.loads(data_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raw = {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"invalid config file {data_path}: {e}") from None
+    raw = read_toml(data_path) or {}
     change(raw)
     write_private(data_path, tomli_w.dumps(raw))
     return data_path
@@ -235,12 +240,7 @@ def save_user_config(user: UserConfig) -> Path:
 
 def load_auth_tokens() -> dict[str, str]:
     """host[:port] -> token, from the ``[auth.hosts]`` table of the user config."""
-    try:
-        raw = tomllib.loads(user_config_path().read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"invalid config file {user_config_path()}: {e}") from None
+    raw = read_toml(user_config_path()) or {}
     hosts = raw.get("auth", {}).get("hosts", {})
     return {str(k): str(v) for k, v in hosts.items()} if isinstance(hosts, dict) else {}
 

@@ -1,0 +1,29 @@
+"""Config files that are not what they should be give a ConfigError, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oxen.config import (
+    RepoConfig,
+    load_auth_tokens,
+    load_toml_model,
+    load_user_config,
+    user_config_path,
+)
+from oxen.errors import ConfigError
+
+
+def test_arrays_nested_too_deeply_are_a_config_error(tmp_path: Path) -> None:
+    # was a RecursionError out of the TOML parser
+    path = tmp_path / "config.toml"
+    path.write_text("a = " + "[" * 2000 + "]" * 2000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_toml_model(path, RepoConfig)
+    user_config_path().write_text("x = " + "{a = " * 2000 + "1" + "}" * 2000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_user_config()
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_auth_tokens()
