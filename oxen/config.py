@@ -79,8 +79,8 @@ C = TypeVar("C")
 
 def _check(value: Any, kind: Any, where: str) -> Any:
     origin = typing.get_origin(kind)
-    if origin is Literal:
-        if value not in typing.get_args(kind):
+    if origin is Literal:  # of the same type too: true is not 1, nor 1.0
+        if not any(type(value) is type(a) and value == a for a in typing.get_args(kind)):
             raise ValueError(f"{where} must be one of {typing.get_args(kind)}, not {value!r}")
         return value
     if origin in (types.UnionType, typing.Union):

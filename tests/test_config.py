@@ -27,3 +27,14 @@ def test_arrays_nested_too_deeply_are_a_config_error(tmp_path: Path) -> None:
         load_user_config()
     with pytest.raises(ConfigError, match="nested too deeply"):
         load_auth_tokens()
+
+
+@pytest.mark.parametrize("value", ["true", "1.0"])
+def test_a_choice_of_numbers_takes_integers_only(tmp_path: Path, value: str) -> None:
+    # were accepted (true == 1 == 1.0), and the chunker then failed on the float
+    path = tmp_path / "config.toml"
+    path.write_text(f"[chunking]\nnormalization = {value}\n")
+    with pytest.raises(ConfigError, match="normalization must be one of"):
+        load_toml_model(path, RepoConfig)
+    path.write_text("[chunking]\nnormalization = 2\n")
+    assert load_toml_model(path, RepoConfig).chunking.normalization == 2
