@@ -241,12 +241,20 @@ def save_user_config(user: UserConfig) -> Path:
 def load_auth_tokens() -> dict[str, str]:
     """host[:port] -> token, from the ``[auth.hosts]`` table of the user config."""
     raw = read_toml(user_config_path()) or {}
-    hosts = raw.get("auth", {}).get("hosts", {})
+    auth = raw.get("auth", {})
+    hosts = auth.get("hosts", {}) if isinstance(auth, dict) else None
     return {str(k): str(v) for k, v in hosts.items()} if isinstance(hosts, dict) else {}
 
 
 def save_auth_token(host: str, token: str) -> Path:
     def change(raw: dict[str, Any]) -> None:
-        raw.setdefault("auth", {}).setdefault("hosts", {})[host] = token
+        hosts = raw.setdefault("auth", {})
+        if isinstance(hosts, dict):
+            hosts = hosts.setdefault("hosts", {})
+        if not isinstance(hosts, dict):
+            raise ConfigError(
+                f"invalid config file {user_config_path()}: auth and auth.hosts must be tables"
+            )
+        hosts[host] = token
 
     return _update_user_toml(change)

@@ -11,6 +11,7 @@ from oxen.config import (
     load_auth_tokens,
     load_toml_model,
     load_user_config,
+    save_auth_token,
     user_config_path,
 )
 from oxen.errors import ConfigError
@@ -38,3 +39,13 @@ def test_a_choice_of_numbers_takes_integers_only(tmp_path: Path, value: str) -> 
         load_toml_model(path, RepoConfig)
     path.write_text("[chunking]\nnormalization = 2\n")
     assert load_toml_model(path, RepoConfig).chunking.normalization == 2
+
+
+@pytest.mark.parametrize("text", ["auth = 5", "[auth]\nhosts = 'x'"])
+def test_an_auth_entry_that_is_not_a_table(text: str) -> None:
+    # `auth = 5` was an AttributeError out of every remote command's token lookup
+    user_config_path().write_text(text)
+    assert load_auth_tokens() == {}
+    with pytest.raises(ConfigError, match="must be tables"):
+        save_auth_token("localhost:3000", "oxn_x")
+    assert user_config_path().read_text() == text  # left as it was
