@@ -207,7 +207,11 @@ def _update_user_toml(change: Callable[[dict[str, Any]], None]) -> Path:
     data_path = user_config_path()
     raw = read_toml(data_path) or {}
     change(raw)
-    write_private(data_path, tomli_w.dumps(raw))
+    try:
+        text = tomli_w.dumps(raw)
+    except RecursionError:  # the writer recurses deeper than the parser
+        raise ConfigError(f"invalid config file {data_path}: nested too deeply") from None
+    write_private(data_path, text)
     return data_path
 
 

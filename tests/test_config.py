@@ -28,6 +28,11 @@ def test_arrays_nested_too_deeply_are_a_config_error(tmp_path: Path) -> None:
         load_user_config()
     with pytest.raises(ConfigError, match="nested too deeply"):
         load_auth_tokens()
+    # read, but too deep to be written back: was a RecursionError out of tomli_w
+    user_config_path().write_text("a = " + "[" * 300 + "]" * 300)
+    assert load_auth_tokens() == {}
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        save_auth_token("localhost:3000", "oxn_x")
 
 
 @pytest.mark.parametrize("value", ["true", "1.0"])
