@@ -104,6 +104,8 @@ class HttpRemote:
             self.bytes_received += len(raw)
             try:
                 blob = msgpack.unpackb(raw)
+                if not isinstance(blob, bytes):  # a str of 32 characters is no id
+                    raise ValueError(f"a msgpack {type(blob).__name__}, not bin")
                 out.update(split_ids(blob))
             except (ValueError, TypeError, msgpack.ExtraData) as e:
                 raise RemoteError(f"the server answered a malformed id list: {e}") from None
