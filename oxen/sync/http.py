@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import aiohttp
 import msgpack
 
 from oxen.config import load_auth_tokens
-from oxen.errors import NonFastForward, NotFound, RemoteError
-from oxen.formats.ids import split_ids
+from oxen.errors import NonFastForward, NotFound, RefError, RemoteError
+from oxen.formats.ids import from_hex, split_ids
+from oxen.formats.refnames import check_branch_name
 from oxen.sync.protocol import MISSING_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, RemoteURL
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
@@ -90,9 +92,15 @@ class HttpRemote:
 
     async def refs(self) -> dict[str, bytes]:
         response = await self._request("GET", "/refs")
-        data = await response.json()
-        self.bytes_received += response.content_length or 0
-        return {b: bytes.fromhex(c) for b, c in data["branches"].items()}
+        raw = await response.read()
+        self.bytes_received += len(raw)
+        try:
+            branches = json.loads(raw)["branches"]
+            return {check_branch_name(b): from_hex(c) for b, c in branches.items()}
+        except (ValueError, TypeError, LookupError, AttributeError, RecursionError, RefError):
+            raise RemoteError(
+                f"the server answered a malformed list of branches: {raw[:80]!r}"
+            ) from None
 
     async def missing(self, ids: list[bytes]) -> set[bytes]:
         out: set[bytes] = set()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from oxen.errors import OxenError
 from oxen.formats.ids import ID_LEN
+from oxen.formats.refnames import check_branch_name
 from oxen.sync.http import HttpRemote
 from oxen.sync.protocol import PROTOCOL_HEADER, RemoteURL
 from tests.fuzz.conftest import fuzz_settings, tried
@@ -126,3 +127,37 @@ def test_missing(fake: FakeServer, canned: Canned, asked: list[bytes]) -> None:
         return
     assert canned.status < 300 and canned.headers.get(PROTOCOL_HEADER) == "2"
     assert all(type(i) is bytes and len(i) == ID_LEN for i in missing)
+
+
+# -- the branches a server lists ---------------------------------------------------------------
+
+
+@st.composite
+def refs_bodies(draw: st.DrawFn) -> bytes:
+    names = ["main", "dev", "a/b", "feature/x", "..", "a b", "", "x" * 300, "HEAD", "-x"]
+    commits = [draw(IDS).hex(), "ab" * 16, "AB" * 32, "zz" * 32, ""]
+    branches = {
+        pick(draw, names if draw(st.integers(0, 4)) == 0 else names[:4]): pick(
+            draw, commits if draw(st.integers(0, 4)) == 0 else commits[:1]
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    }
+    return draw(json_near({"branches": branches}))
+
+
+@fuzz_settings(400)
+@given(answers(st.one_of(refs_bodies(), refs_bodies(), st.binary(max_size=40))))
+@example(Canned(200, b'{"branches": []}', {PROTOCOL_HEADER: "2"}))
+@example(Canned(200, b'{"branches": {"main": "abab"}}', {PROTOCOL_HEADER: "2"}))
+@example(Canned(200, b"<html>", {PROTOCOL_HEADER: "2", "Content-Type": "text/html"}))
+def test_refs(fake: FakeServer, canned: Canned) -> None:
+    tried("client: refs answer")
+    fake.canned = canned
+    try:
+        refs = fake.call(fake.remote.refs())
+    except OxenError:
+        return
+    assert canned.status < 300 and canned.headers.get(PROTOCOL_HEADER) == "2"
+    for name, commit in refs.items():
+        assert check_branch_name(name) == name
+        assert type(commit) is bytes and len(commit) == ID_LEN
