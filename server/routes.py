@@ -74,6 +74,8 @@ async def json_body(request: web.Request) -> dict:
         body = json.loads(raw)
     except ValueError:
         raise InvalidInput("body is not valid JSON") from None
+    except RecursionError:  # [[[[... deeper than the parser recurses
+        raise InvalidInput("body is JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return body

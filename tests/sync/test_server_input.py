@@ -81,6 +81,10 @@ async def test_malformed_bodies(api) -> None:
         await session.post(base.rsplit("/", 2)[0], json={"namespace": "../x", "name": "y"}), 400
     )
     await expect_error(await session.get(base.rsplit("/", 1)[0] + "/missing-repo"), 404)
+    deep = b"[" * 100_000  # was a RecursionError in the JSON parser: a 500
+    err = await expect_error(await session.put(base + "/refs/heads/main", data=deep), 400)
+    assert "nested too deeply" in err["error"]
+    await expect_error(await session.post(base.rsplit("/", 2)[0], data=deep), 400)
     # still healthy, and still serving
     r = await session.post(base.rsplit("/", 2)[0], json={"namespace": "ns", "name": "after"})
     assert r.status == 201
