@@ -206,6 +206,8 @@ async def fetch_objects(request: web.Request) -> web.StreamResponse:
     """The requested objects as one pack, streamed from a temp file."""
     async with served(request) as repo:
         ids = decode_ids(await small_body(request))
+        if not ids:  # a pack of nothing is no pack: its reader refuses it
+            raise InvalidInput("no ids to fetch")
         path = temp_path(repo.tmp_dir, "fetch", ".pack")
         try:
             size = await repo.pack_of(ids, path)

@@ -70,6 +70,8 @@ async def test_malformed_bodies(api) -> None:
         await session.post(base + "/objects/missing", data=msgpack.packb(b"123")), 400
     )
     await expect_error(await session.post(base + "/objects/fetch", data=msgpack.packb([1, 2])), 400)
+    # was a 200 with a pack of no objects, which the client's check refuses as no pack
+    await expect_error(await session.post(base + "/objects/fetch", data=msgpack.packb(b"")), 400)
     await expect_error(await session.post(base + "/packs", data=b"not a pack at all"), 400)
     await expect_error(await session.put(base + "/refs/heads/main", data=b"{nope"), 400)
     await expect_error(await session.put(base + "/refs/heads/main", json={"new": "xyz"}), 400)
