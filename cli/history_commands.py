@@ -24,6 +24,18 @@ from oxen.verbs import diff as diff_verb
 from oxen.verbs import merge as merge_verb
 
 
+def commit_date(timestamp: int, tz_offset: int) -> str:
+    """A commit's date as git prints it; one past what this platform's calendar holds (any
+    64-bit number decodes) as ``@seconds``."""
+    sign = "+" if tz_offset >= 0 else "-"
+    tz = f"{sign}{abs(tz_offset) // 60:02d}{abs(tz_offset) % 60:02d}"
+    try:
+        when = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(timestamp + tz_offset * 60))
+    except (OverflowError, OSError, ValueError):
+        when = f"@{timestamp}"
+    return f"{when} {tz}"
+
+
 def log(args: argparse.Namespace) -> int:
     commits = with_repo(lambda r: branches.log(r, args.ref, args.limit))
     if not commits and args.ref is None:
@@ -32,14 +44,11 @@ def log(args: argparse.Namespace) -> int:
         if args.oneline:
             print(f"{c.id.hex()[:10]} {c.message.splitlines()[0] if c.message else ''}")
             continue
-        when = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(c.timestamp + c.tz_offset * 60))
-        sign = "+" if c.tz_offset >= 0 else "-"
-        tz = f"{sign}{abs(c.tz_offset) // 60:02d}{abs(c.tz_offset) % 60:02d}"
         print(f"commit {c.id.hex()}")
         if len(c.parents) > 1:
             print("Merge: " + " ".join(p.hex()[:10] for p in c.parents))
         print(f"Author: {c.author} <{c.email}>")
-        print(f"Date:   {when} {tz}\n")
+        print(f"Date:   {commit_date(c.timestamp, c.tz_offset)}\n")
         for line in c.message.splitlines():
             print(f"    {line}")
         print()

@@ -186,3 +186,14 @@ def test_node_shows_the_file_ids_tree_and_info_print(oxen, workdir: Path) -> Non
         assert shown["type"] == kind and shown["id"] == fid
         assert shown["size"] == (workdir / name).stat().st_size
     assert json.loads(oxen("node", fid, check=True).stdout)["chunks"] > 1
+
+
+def test_log_prints_any_date_a_commit_can_hold() -> None:
+    from oxen.cli.history_commands import commit_date
+
+    assert commit_date(0, 90) == "Thu Jan 01 01:30:00 1970 +0130"
+    assert commit_date(1_700_000_000, -300) == "Tue Nov 14 17:13:20 2023 -0500"
+    # a commit dated 2**56 or 2**63 s decodes (any 64-bit number does): `oxen log` was an
+    # internal error (OSError, OverflowError), it now shows the seconds
+    assert commit_date(2**56, 0) == f"@{2**56} +0000"
+    assert commit_date(2**63, 2**40) == f"@{2**63} +{2**40 // 60:02d}{2**40 % 60:02d}"
