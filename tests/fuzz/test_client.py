@@ -115,7 +115,7 @@ ID_ANSWERS = st.one_of(
 ASKED = st.lists(IDS, min_size=1, max_size=4, unique=True)
 
 
-@fuzz_settings(400)
+@fuzz_settings(200)
 @given(answers(ID_ANSWERS), ASKED)
 @example(Canned(200, msgpack.packb("x" * ID_LEN), {PROTOCOL_HEADER: "2"}), [bytes(ID_LEN)])
 def test_missing(fake: FakeServer, canned: Canned, asked: list[bytes]) -> None:
@@ -145,7 +145,7 @@ def refs_bodies(draw: st.DrawFn) -> bytes:
     return draw(json_near({"branches": branches}))
 
 
-@fuzz_settings(400)
+@fuzz_settings(200)
 @given(answers(st.one_of(refs_bodies(), refs_bodies(), st.binary(max_size=40))))
 @example(Canned(200, b'{"branches": []}', {PROTOCOL_HEADER: "2"}))
 @example(Canned(200, b'{"branches": {"main": "abab"}}', {PROTOCOL_HEADER: "2"}))
