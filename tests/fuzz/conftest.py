@@ -28,6 +28,7 @@ settings.register_profile(
 SCALE = float(os.environ.get("OXEN_FUZZ_SCALE", "1"))
 
 INPUTS: Counter[str] = Counter()
+OUTCOMES: dict[str, Counter[str]] = {}
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -40,6 +41,12 @@ def tried(name: str) -> None:
     INPUTS[name] += 1
 
 
+def outcome(name: str, what: str) -> None:
+    """Count what one input to ``name`` got (shown beside the count: the inputs reached
+    more than the first check)."""
+    OUTCOMES.setdefault(name, Counter())[what] += 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not INPUTS:
         return
@@ -47,5 +54,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     width = max(len(name) for name in INPUTS)
     terminalreporter.section("fuzz")
     for name, n in sorted(INPUTS.items()):
-        terminalreporter.write_line(f"{name:<{width}}  {n:>6}")
+        seen = ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES.get(name, {}).items()))
+        terminalreporter.write_line(f"{name:<{width}}  {n:>6}  {seen}".rstrip())
     terminalreporter.write_line(f"fuzz: {sum(INPUTS.values())} inputs, {len(failed)} crashes")

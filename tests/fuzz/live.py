@@ -59,9 +59,18 @@ class LoopThread:
 
     def stop(self) -> None:
         self.call(self.stack.aclose())
+        self.call(_cancel_others())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
         self.loop.close()
+
+
+async def _cancel_others() -> None:
+    """End what is left on the loop (handlers of connections the server has dropped)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 class LiveServer(LoopThread):
