@@ -111,6 +111,26 @@ def test_corrupted_object_is_named_by_fsck(oxen, workdir: Path) -> None:
     assert chunk_id["id"]
 
 
+def test_fsck_names_every_object_of_a_missing_pack(oxen, workdir: Path) -> None:
+    oxen("init", check=True)
+    rng = random.Random(2)
+    write(workdir, "data.bin", rng.randbytes(300_000))
+    write(workdir, "small.txt", "small")
+    oxen("add", ".", check=True)
+    oxen("commit", "-m", "data", check=True)
+    packs = (workdir / ".oxen" / "objects" / "packs").rglob("*.pack")
+    biggest = sorted(packs, key=lambda p: p.stat().st_size)[-1]
+    biggest.unlink()
+    proc = oxen("fsck")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert f"error: pack {biggest.stem} is indexed but missing from the store" in lines
+    lost = [x for x in lines if x.endswith(f"is referenced but its pack {biggest.stem} is missing")]
+    # small.txt's chunk and data.bin's chunk list: every hole, not only the first one met
+    assert {x.split()[1] for x in lost} == {"chunk", "node"}
+    assert f"{len(lines)} problem(s)" in proc.stdout
+
+
 CRASH_POINTS = ["pack-stored", "add-transaction", "commit-objects", "commit-transaction"]
 
 

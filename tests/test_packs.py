@@ -117,3 +117,47 @@ async def test_no_pack_lists_more_than_the_bound(
         assert not (await repo.fsck()).problems
     finally:
         await repo.close()
+
+
+async def test_check_pack_names_each_bad_blob_and_reads_in_windows(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored pack checked in place: a node that hashes right but does not decode, a
+    blob whose bytes changed, each named once; the rest are intact, read a window at a time."""
+    from oxen.formats.packs import pack_key
+    from oxen.objects import pack_check
+    from oxen.storage import open_store
+
+    monkeypatch.setattr(pack_check, "WINDOW", 50_000)
+    rng = random.Random(5)
+    chunks = [rng.randbytes(20_000) for _ in range(10)]
+    garbage = b"\xc1 not msgpack"
+    writer = PackWriter(tmp_path / "tmp")
+    writer.add_many([(hash_bytes(c), Kind.CHUNK, c) for c in chunks])
+    writer.add(hash_bytes(garbage), Kind.NODE, garbage)
+    sealed = writer.finish()
+    raw = bytearray(sealed.path.read_bytes())
+    raw[3 * 20_000 + 7] ^= 1  # inside the fourth chunk
+    store = open_store(tmp_path / "store")
+    key = pack_key(sealed.id)
+    await store.put(key, bytes(raw))
+    reads: list[int] = []
+    get_range = store.get_range
+
+    async def counted(k: str, start: int, length: int) -> bytes | None:
+        reads.append(length)
+        return await get_range(k, start, length)
+
+    monkeypatch.setattr(store, "get_range", counted)
+    check = await pack_check.check_pack(store, sealed.id.hex(), key)
+    assert check.objects == 11 and check.bytes == 200_000 + len(garbage)
+    assert check.corrupt == {hash_bytes(chunks[3]), hash_bytes(garbage)}
+    changed, undecodable = check.problems
+    assert str(changed) == (
+        f"object {hash_bytes(chunks[3]).hex()} in pack {sealed.id.hex()}"
+        " is corrupt (its bytes do not match its id)"
+    )
+    assert undecodable.subject == f"object {hash_bytes(garbage).hex()} in pack {sealed.id.hex()}"
+    assert undecodable.what.startswith("is corrupt (not a valid node: ")
+    assert len(check.intact) == 9
+    assert max(reads) < 100_000  # windows, not the whole pack at once

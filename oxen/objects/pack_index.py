@@ -65,6 +65,25 @@ async def read_pack_index(
     return PackIndex(hash_bytes(trailer), size, data_size, entries)
 
 
+def check_layout(entries: list[PackEntry], data_size: int) -> list[PackEntry]:
+    """A pack's entries in offset order, once checked: at least one, none listed twice,
+    their blobs tiling the ``data_size`` bytes before the trailer exactly, without gaps
+    or overlaps.  Raises CorruptObject naming the first problem."""
+    if not entries:
+        raise CorruptObject("an empty pack")
+    if len({e.id for e in entries}) != len(entries):
+        raise CorruptObject("an object is listed twice")
+    ordered = sorted(entries, key=lambda e: e.offset)
+    offset = 0
+    for e in ordered:
+        if e.offset != offset:
+            raise CorruptObject("blobs are not contiguous")
+        offset += e.length
+    if offset != data_size:
+        raise CorruptObject("pack data and index disagree")
+    return ordered
+
+
 def verify_pack_file(
     path: Path,
     max_size: int,
@@ -87,19 +106,12 @@ def verify_pack_file(
             f.seek(data_size)
             trailer = f.read(trailer_len)
             entries = decode_trailer(trailer, data_size)
-            if not entries:
-                raise CorruptObject("an empty pack")
-            if len({e.id for e in entries}) != len(entries):
-                raise CorruptObject("an object is listed twice")
+            ordered = check_layout(entries, data_size)
             f.seek(0)
-            offset = 0
             verified: dict[bytes, bytes] = {}
             batched = 0
-            for e in sorted(entries, key=lambda e: e.offset):
-                if e.offset != offset:
-                    raise CorruptObject("blobs are not contiguous")
+            for e in ordered:
                 blob = f.read(e.length)
-                offset += e.length
                 if hash_bytes(blob) != e.id:
                     raise CorruptObject(f"object {e.id.hex()} does not match its id")
                 if e.kind == Kind.NODE:
@@ -112,8 +124,6 @@ def verify_pack_file(
                     if batched >= CALLBACK_BATCH:
                         on_chunks(verified)
                         verified, batched = {}, 0
-            if offset != data_size:
-                raise CorruptObject("pack data and index disagree")
             if verified and on_chunks is not None:
                 on_chunks(verified)
     except CorruptObject as e:

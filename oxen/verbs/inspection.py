@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from oxen.core.repository import Repository
 from oxen.errors import CorruptObject, MissingObject, OxenError, PathError
-from oxen.formats.ids import from_hex, hash_bytes
+from oxen.formats.ids import from_hex
 from oxen.formats.nodes import (
     ChunkIndex,
     CommitNode,
@@ -21,13 +21,10 @@ from oxen.formats.nodes import (
     VNode,
     decode_node,
 )
-from oxen.formats.packs import PackEntry
 from oxen.objects import chunklists
-from oxen.objects.pack_index import read_pack_index, stored_packs
-from oxen.storage import ByteRange
-from oxen.trees.walk import reachable
-
-VERIFY_WINDOW = 16 * 1024 * 1024
+from oxen.objects.pack_check import check_pack
+from oxen.objects.pack_index import stored_packs
+from oxen.trees.integrity import check_reachable
 
 DataType = Literal["text", "image", "audio", "video", "tabular", "binary", "dir"]
 _TABULAR = {".csv", ".tsv", ".parquet", ".arrow", ".feather", ".jsonl", ".ndjson", ".orc", ".avro"}
@@ -281,54 +278,24 @@ async def node(repo: Repository, id_hex: str) -> NodeInfo | FileIdInfo:
 
 
 async def fsck(repo: Repository) -> FsckReport:
-    """Re-hash every stored object; check that every index row and reachable object exists."""
+    """Re-hash every stored object and decode every node; check that every indexed pack
+    exists and that everything a ref or HEAD reaches is stored and intact."""
     report = FsckReport()
     listed = {hex_id: key async for hex_id, key in stored_packs(repo.store)}
+    damaged: dict[bytes, str] = {}
     for hex_id, key in sorted(listed.items()):
+        check = await check_pack(repo.store, hex_id, key)
         report.packs += 1
-        await _verify_pack(repo, hex_id, key, report)
-    indexed = {p.hex() for p, _, _ in await repo.db.packs()}
-    for hex_id in sorted(indexed - listed.keys()):
+        report.objects += check.objects
+        report.bytes += check.bytes
+        report.problems.extend(str(p) for p in check.problems)
+        damaged.update(dict.fromkeys(check.corrupt, "is corrupt"))
+    indexed = {p.hex(): p for p, _, _ in await repo.db.packs()}
+    for hex_id in sorted(indexed.keys() - listed.keys()):
         report.problems.append(f"pack {hex_id} is indexed but missing from the store")
-    try:
-        reached = await reachable(repo.objects, await repo.refs.tips())
-    except (MissingObject, CorruptObject) as e:
-        report.problems.append(f"history is broken: {e}")
-        return report
-    report.commits = len(reached.commits)
-    located = await repo.db.locate(reached.chunks)
-    for cid in sorted(reached.chunks - located.keys()):
-        report.problems.append(f"chunk {cid.hex()} is referenced but not stored")
+        lost = await repo.db.objects_in_pack(indexed[hex_id])
+        damaged.update(dict.fromkeys((oid for oid, *_ in lost), f"its pack {hex_id} is missing"))
+    found = await check_reachable(repo.objects, await repo.refs.tips(), damaged=damaged)
+    report.commits = found.commits
+    report.problems.extend(str(p) for p in found.problems)
     return report
-
-
-async def _verify_pack(repo: Repository, hex_id: str, key: str, report: FsckReport) -> None:
-    try:
-        index = await read_pack_index(repo.store, key, max_entries=None)
-        if index is None:
-            raise CorruptObject("it vanished while being checked")
-        if index.id.hex() != hex_id:
-            raise CorruptObject("index does not match the pack's name")
-    except CorruptObject as e:
-        report.problems.append(f"pack {hex_id} is corrupt: {e}")
-        return
-    entries = sorted(index.entries, key=lambda e: e.offset)
-    # read the blob area in windows of ~VERIFY_WINDOW, hashing every blob in it
-    window: list[PackEntry] = []
-    for i, e in enumerate(entries):
-        window.append(e)
-        last = i == len(entries) - 1
-        if last or e.offset + e.length - window[0].offset >= VERIFY_WINDOW:
-            start = window[0].offset
-            end = max(x.offset + x.length for x in window)
-            data = await repo.store.get_ranges(key, [ByteRange(start, end - start)])
-            blob_area = memoryview(data[0]) if data else memoryview(b"")
-            for x in window:
-                blob = blob_area[x.offset - start : x.offset - start + x.length]
-                report.objects += 1
-                report.bytes += len(blob)
-                if len(blob) != x.length or hash_bytes(blob) != x.id:
-                    report.problems.append(
-                        f"object {x.id.hex()} in pack {hex_id} is corrupt (its bytes do not match its id)"
-                    )
-            window = []

@@ -1,0 +1,85 @@
+"""Whether everything some commits reach is stored and intact: their whole history, every
+node of every tree, every chunk list and chunk (``fsck`` of a working copy, and of each
+branch of a server's repository).
+
+One breadth-first walk (:func:`~oxen.trees.walk.walk_levels`) that, instead of stopping
+at the first object it cannot read, reports it and walks on around it, so one run names
+every hole.  Nodes are not kept in memory once a level is read; what stays is the set of
+ids seen, so that several walks (one per branch) read shared history once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from oxen.errors import CorruptObject, MissingObject
+from oxen.formats.nodes import CommitNode
+from oxen.formats.packs import Kind
+from oxen.objects.object_store import ObjectStore
+from oxen.objects.pack_check import Problem
+from oxen.trees.walk import Follow, walk_levels
+
+
+@dataclass
+class Integrity:
+    """What the walks found, accumulated over every walk made with it."""
+
+    commits: int = 0
+    nodes: int = 0  # commits included
+    chunks: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    seen_nodes: set[bytes] = field(default_factory=set)
+    seen_chunks: set[bytes] = field(default_factory=set)
+
+
+async def check_reachable(
+    objects: ObjectStore,
+    tips: Iterable[bytes],
+    found: Integrity | None = None,
+    damaged: Mapping[bytes, str] | None = None,
+    via: str | None = None,
+) -> Integrity:
+    """Walk everything ``tips`` reach, adding to ``found`` (a new one if None) each object
+    that is absent or damaged, and skipping what ``found`` has seen already.
+
+    ``damaged``: ids known to be unreadable, and why (``is corrupt``), as an earlier check
+    of the packs found them; ``via`` names what the tips are (``branch main``) in the
+    problems reported."""
+    found = found if found is not None else Integrity()
+    damaged = damaged or {}
+    reached = f"is reached from {via}" if via else "is referenced"
+
+    def report(kind: str, oid: bytes, reason: str) -> None:
+        found.problems.append(Problem(f"{kind} {oid.hex()}", f"{reached} but {reason}"))
+
+    async def readable(level: list[bytes]) -> list[bytes]:
+        fresh = [oid for oid in level if oid not in found.seen_nodes]
+        found.seen_nodes.update(fresh)  # each reported or read once, whichever walk meets it
+        located = await objects.db.locate(fresh)
+        keep = []
+        for oid in fresh:
+            loc = located.get(oid)
+            if oid in damaged:
+                report("node", oid, damaged[oid])
+            elif loc is None:
+                report("node", oid, "is not stored")
+            elif loc.kind != Kind.NODE:
+                report("node", oid, "is a data chunk, not a node")
+            else:
+                keep.append(oid)
+        return keep
+
+    try:
+        async for level in walk_levels(objects, tips, Follow.ALL, select=readable, cache=False):
+            found.nodes += len(level.ids)
+            found.commits += sum(isinstance(n, CommitNode) for n in level.nodes.values())
+            fresh = level.chunks - found.seen_chunks
+            found.seen_chunks |= fresh
+            found.chunks += len(fresh)
+            absent = await objects.db.missing(fresh)
+            for oid in sorted(absent | (fresh & damaged.keys())):
+                report("chunk", oid, damaged.get(oid, "is not stored"))
+    except (MissingObject, CorruptObject) as e:  # changed under the walk (a pack removed)
+        found.problems.append(Problem(via or "history", f"cannot be walked: {e}"))
+    return found
