@@ -1,4 +1,4 @@
-"""``oxen-server``: start the service; issue, list and revoke users' tokens.
+"""``oxen-server``: start the service; issue, list and revoke users' tokens; check a store.
 
 Embedded defaults need no cloud account: objects on local disk under ``--data-dir``
 (default ``./oxen-server-data``), caches beside them.  ``--storage s3://bucket/prefix``
@@ -20,6 +20,7 @@ from oxen.errors import OxenError
 from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
+from oxen.server.fsck import fsck
 from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
 from oxen.serving.registry import MAX_OPEN_REPOS
 from oxen.storage import StoreError
@@ -134,10 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arguments(c)
     c.add_argument("id", nargs="?", metavar="ID_OR_PREFIX", help="as list-tokens shows it")
     c.add_argument("--email", help="every token of this user (with an id: only those)")
+
+    what = (
+        "Check every object and branch the store holds (read-only; a server may be running):"
+        " packs, blob ids, nodes, each branch's whole history, repo.json."
+    )
+    c = sub.add_parser(
+        "fsck", help="Check every object and branch the store holds.", description=what
+    )
+    _store_arguments(c)
+    c.add_argument("--repo", metavar="NS/NAME", help="only this repository")
+    c.add_argument("--json", action="store_true", help="the report as JSON on stdout")
     return p
 
 
-COMMANDS = {"add-user": add_user, "list-tokens": list_tokens, "revoke-token": revoke_token}
+COMMANDS = {
+    "add-user": add_user,
+    "list-tokens": list_tokens,
+    "revoke-token": revoke_token,
+    "fsck": fsck,
+}
 
 
 def start(args: argparse.Namespace) -> int:

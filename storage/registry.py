@@ -52,6 +52,17 @@ def with_query(url: str, **options: str) -> str:
     return parsed._replace(query=urlencode(query)).geturl()
 
 
+def filesystem_root(url: str | Path) -> Path | None:
+    """The directory a filesystem store's URL names, without opening (or creating) it;
+    None for a store of another kind."""
+    url = str(url)
+    parsed = urlparse(url)
+    scheme = "" if len(parsed.scheme) == 1 else parsed.scheme
+    if scheme not in ("", "file", "nfs"):
+        return None
+    return Path(unquote(parsed.path)) if scheme else Path(url)
+
+
 def _open_fs(url: str, scheme: str, path: str, query: str, options: dict[str, Any]) -> Store:
     params = dict(parse_qsl(query, keep_blank_values=True)) if scheme else {}
     nfs = scheme == "nfs" or params.pop("nfs", "0").lower() in _TRUE
