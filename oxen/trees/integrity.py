@@ -39,13 +39,15 @@ async def check_reachable(
     found: Integrity | None = None,
     damaged: Mapping[bytes, str] | None = None,
     via: str | None = None,
+    follow: Follow = Follow.ALL,
 ) -> Integrity:
-    """Walk everything ``tips`` reach, adding to ``found`` (a new one if None) each object
-    that is absent or damaged, and skipping what ``found`` has seen already.
+    """Walk what ``tips`` reach along ``follow``, adding to ``found`` (a new one if None)
+    each object that is absent or damaged, and skipping what ``found`` has seen already.
 
     ``damaged``: ids known to be unreadable, and why (``is corrupt``), as an earlier check
     of the packs found them; ``via`` names what the tips are (``branch main``) in the
-    problems reported."""
+    problems reported.  Data chunks are checked only when ``follow`` takes chunk lists
+    (a walk of history and trees alone leaves the files' data out)."""
     found = found if found is not None else Integrity()
     damaged = damaged or {}
     reached = f"is reached from {via}" if via else "is referenced"
@@ -71,9 +73,11 @@ async def check_reachable(
         return keep
 
     try:
-        async for level in walk_levels(objects, tips, Follow.ALL, select=readable, cache=False):
+        async for level in walk_levels(objects, tips, follow, select=readable, cache=False):
             found.nodes += len(level.ids)
             found.commits += sum(isinstance(n, CommitNode) for n in level.nodes.values())
+            if not follow & Follow.CHUNK_LISTS:
+                continue
             fresh = level.chunks - found.seen_chunks
             found.seen_chunks |= fresh
             found.chunks += len(fresh)

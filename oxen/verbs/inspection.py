@@ -25,6 +25,10 @@ from oxen.objects import chunklists
 from oxen.objects.pack_check import check_pack
 from oxen.objects.pack_index import stored_packs
 from oxen.trees.integrity import check_reachable
+from oxen.trees.walk import Follow
+
+HISTORY = Follow.PARENTS | Follow.TREES  # what a working copy always holds of its refs
+TIPS_DATA = Follow.TREES | Follow.CHUNK_LISTS  # and the data of their tips, not of their past
 
 DataType = Literal["text", "image", "audio", "video", "tabular", "binary", "dir"]
 _TABULAR = {".csv", ".tsv", ".parquet", ".arrow", ".feather", ".jsonl", ".ndjson", ".orc", ".avro"}
@@ -279,7 +283,8 @@ async def node(repo: Repository, id_hex: str) -> NodeInfo | FileIdInfo:
 
 async def fsck(repo: Repository) -> FsckReport:
     """Re-hash every stored object and decode every node; check that every indexed pack
-    exists and that everything a ref or HEAD reaches is stored and intact."""
+    exists, that the whole history of every ref and HEAD (commits and trees) is stored and
+    intact, and the data of their tips."""
     report = FsckReport()
     listed = {hex_id: key async for hex_id, key in stored_packs(repo.store)}
     damaged: dict[bytes, str] = {}
@@ -295,7 +300,11 @@ async def fsck(repo: Repository) -> FsckReport:
         report.problems.append(f"pack {hex_id} is indexed but missing from the store")
         lost = await repo.db.objects_in_pack(indexed[hex_id])
         damaged.update(dict.fromkeys((oid for oid, *_ in lost), f"its pack {hex_id} is missing"))
-    found = await check_reachable(repo.objects, await repo.refs.tips(), damaged=damaged)
-    report.commits = found.commits
-    report.problems.extend(str(p) for p in found.problems)
+    # every commit and tree node of the history; the data (chunk lists and chunks) of the
+    # tips only: a clone or fetch brings older versions' data only when asked (--all)
+    tips = await repo.refs.tips()
+    history = await check_reachable(repo.objects, tips, damaged=damaged, follow=HISTORY)
+    data = await check_reachable(repo.objects, tips, damaged=damaged, follow=TIPS_DATA)
+    report.commits = history.commits
+    report.problems.extend(dict.fromkeys(str(p) for p in history.problems + data.problems))
     return report

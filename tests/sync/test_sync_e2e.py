@@ -220,3 +220,25 @@ def test_auth_token_from_config_and_wrong_tokens(tmp_path: Path, server: Server)
     assert bad.returncode == 1 and "token" in bad.stderr
     ok(a, "config", "--auth", server.host, server.token)
     ok(a, "create-remote", "--name", "ns/x", "--host", server.host, env={"OXEN_AUTH_TOKEN": ""})
+
+
+def test_a_clone_holds_only_the_tips_data_and_fscks_clean(tmp_path: Path, server: Server) -> None:
+    """A clone has every commit and tree but only the branch tip's data (unless --all):
+    fsck must not call the older versions' chunks missing."""
+    a = new_repo(tmp_path, server, "team/partial")
+    rng = random.Random(11)
+    for step in range(2):
+        write(a, "big.bin", rng.randbytes(400_000))  # a new version: new chunks, a new list
+        write(a, f"small{step}.txt", rng.randbytes(3000))
+        ok(a, "add", ".")
+        ok(a, "commit", "-m", f"v{step}")
+    ok(a, "push", token=server.token)
+    b = tmp_path / "b"
+    ok(tmp_path, "clone", server.url("team/partial"), str(b), token=server.token)
+    fsck = run(b, "fsck")
+    assert fsck.returncode == 0, fsck.stderr
+    assert "2 commits" in fsck.stdout
+    (b / ".oxen" / "objects" / "packs").rename(b / ".oxen" / "objects" / "gone")
+    broken = run(b, "fsck")  # the tip's data is still required
+    assert broken.returncode == 1 and "big.bin" not in broken.stderr
+    assert "is referenced but its pack" in broken.stderr
