@@ -1,7 +1,8 @@
 """clone: a new repository holding a remote's history and its branch's latest data.
 
 The branch's files are written as their chunks arrive (see ``stream_checkout``); a failed
-or interrupted clone leaves nothing behind.
+or interrupted clone leaves nothing behind, and one killed where it could not clean up is
+removed and started over by the next clone into the same place.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from typing import TypeVar
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
 from oxen.errors import NotFound, OxenError, RefConflict
+from oxen.faults import crash_point
 from oxen.progress import ProgressFactory, null_progress
 from oxen.sync.protocol import Remote
 from oxen.sync.transfer import FetchResult, commit_rows, fetch_and_write, fetch_history
 from oxen.verbs.checkout import apply_tree_change
-from oxen.worktree.paths import Written
+from oxen.worktree.paths import OXEN_DIR, Written
 
 ORIGIN = "origin"
+# Inside the new repository's .oxen from the clone's first step to its last: a clone killed
+# where it could not clean up (SIGKILL, power loss) is known by it, and a clone run again
+# into the same place removes what it left and starts over.
+INCOMPLETE = f"{OXEN_DIR}/clone-incomplete"
 R = TypeVar("R", bound=Repository)
 
 
@@ -44,13 +50,17 @@ async def clone(
     if branch not in refs:
         raise NotFound(f"{url} has no branch {branch}")
     if await asyncio.to_thread(_is_non_empty_dir, dest):
-        raise OxenError(f"destination exists and is not empty: {dest}")
+        if not await asyncio.to_thread(_interrupted_clone, dest):
+            raise OxenError(f"destination exists and is not empty: {dest}")
+        await asyncio.to_thread(_remove_clone, dest, False)  # what a killed clone left
     created = not await asyncio.to_thread(dest.exists)
+    await asyncio.to_thread(_mark_incomplete, dest)
     repo = await repo_class.init(dest)
     try:
         repo.config.remotes[ORIGIN] = url
         await repo.save_config()
         result = await _clone_into(repo, remote, branch, refs[branch], all_data, jobs, progress)
+        await asyncio.to_thread((dest / INCOMPLETE).unlink)
     except BaseException:
         await repo.close()
         await asyncio.to_thread(_remove_clone, dest, created)
@@ -72,6 +82,7 @@ async def _clone_into(
     bar = progress("fetching", None, "B")
     try:
         commits, result.nodes = await fetch_history(repo, remote, [tip], jobs, bar)
+        crash_point("clone-history")
         tree = (await repo.read_commit(tip)).tree
         changes = await repo.trees.diff(None, tree)
         others = await commit_rows(repo, sorted(commits)) if all_data else []
@@ -108,6 +119,24 @@ def _remove_clone(dest: Path, created: bool) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def _mark_incomplete(dest: Path) -> None:
+    marker = dest / INCOMPLETE
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _interrupted_clone(dest: Path) -> bool:
+    """Whether ``dest`` holds only what a killed clone left: its marker, or nothing but
+    the empty .oxen folder it makes first."""
+    if not dest.is_dir():
+        return False
+    if (dest / INCOMPLETE).is_file():
+        return True
+    oxen_dir = dest / OXEN_DIR
+    only_it = [p.name for p in dest.iterdir()] == [OXEN_DIR] and oxen_dir.is_dir()
+    return only_it and not any(oxen_dir.iterdir())
 
 
 def _is_non_empty_dir(path: Path) -> bool:

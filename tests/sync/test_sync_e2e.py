@@ -242,3 +242,26 @@ def test_a_clone_holds_only_the_tips_data_and_fscks_clean(tmp_path: Path, server
     broken = run(b, "fsck")  # the tip's data is still required
     assert broken.returncode == 1 and "big.bin" not in broken.stderr
     assert "is referenced but its pack" in broken.stderr
+
+
+def test_a_clone_killed_midway_is_started_over_by_the_next_one(
+    tmp_path: Path, server: Server
+) -> None:
+    a = new_repo(tmp_path, server, "team/killed")
+    write(a, "data.bin", random.Random(12).randbytes(300_000))
+    ok(a, "add", ".")
+    ok(a, "commit", "-m", "one")
+    ok(a, "push", token=server.token)
+    url = server.url("team/killed")
+    b = tmp_path / "b"
+    killed = run(
+        tmp_path, "clone", url, str(b), token=server.token, env={"OXEN_CRASH_AT": "clone-history"}
+    )
+    assert killed.returncode == -9
+    assert (b / ".oxen" / "clone-incomplete").exists()  # SIGKILL: nothing could clean up
+    ok(tmp_path, "clone", url, str(b), token=server.token)
+    assert tree_bytes(b) == tree_bytes(a)
+    assert not (b / ".oxen" / "clone-incomplete").exists()
+    assert "ok" in ok(b, "fsck")
+    refused = run(tmp_path, "clone", url, str(b), token=server.token)  # a finished clone stays
+    assert refused.returncode == 1 and "destination exists and is not empty" in refused.stderr
