@@ -207,3 +207,19 @@ def test_unknown_repositories_and_stores(tmp_path: Path, data_dir: Path) -> None
     nowhere = server_fsck(tmp_path / "nowhere")
     assert nowhere.returncode == 1 and "no store at" in nowhere.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_what_is_wrong_with_a_repo_json() -> None:
+    from oxen.serving.store_check import check_repo_json
+
+    good = {"namespace": "ns", "name": "r", "created": 1, "incarnation": "ab", "format": 2}
+    assert check_repo_json(json.dumps(good).encode(), "ns", "r") == []
+    assert check_repo_json(None, "ns", "r") == [
+        "is missing (other objects remain under the repository's prefix)"
+    ]
+    moved = check_repo_json(json.dumps(good).encode(), "ns", "other")
+    assert moved == ["has name 'r', not 'other'"]
+    bad = {**good, "created": "soon", "incarnation": "", "chunking": {"min_size": 1}}
+    wrong = check_repo_json(json.dumps(bad).encode(), "ns", "r")
+    assert [w.split(" ")[1] for w in wrong] == ["created", "incarnation", "invalid"]
+    assert "chunking.min_size must be at least 64" in wrong[2]
