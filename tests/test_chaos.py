@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.chaos import OPS, TARGETS, Failure, Outcome, Plan, Tally, table
+from bench.chaos_tally import OPS, TARGETS, Failure, Outcome, Plan, Tally, table
 from bench.chaos_workload import Shape, Workload
 
 
