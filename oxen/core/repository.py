@@ -26,6 +26,7 @@ from oxen.objects.temp_files import sweep
 from oxen.storage import Store, open_store
 from oxen.trees import history
 from oxen.trees.tree import Trees
+from oxen.worktree import pending
 from oxen.worktree.paths import OXEN_DIR, Written, find_root, fs_clock, to_repo_path
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Repository:
         db = await RepoDB.open(root / OXEN_DIR)
         repo = cls(root, config, db, store)
         await asyncio.to_thread(sweep, repo.objects.tmp_dir)  # what killed commands left
+        await asyncio.to_thread(pending.sweep, root)  # ...in the working tree too
         return repo
 
     async def close(self) -> None:

@@ -33,7 +33,7 @@ def sweep(tmp_dir: Path, now: float | None = None) -> int:
             continue
         try:
             old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER
-            if old or not _alive(int(parts[1])):
+            if old or not process_alive(int(parts[1])):
                 os.unlink(entry.path)
                 removed += 1
         except FileNotFoundError:
@@ -41,7 +41,8 @@ def sweep(tmp_dir: Path, now: float | None = None) -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (ours, or anyone's we may not signal)."""
     if pid == os.getpid():
         return True
     try:

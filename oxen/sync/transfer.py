@@ -177,6 +177,7 @@ async def fetch_and_write(
     plan = await plan_data(repo, remote, rows, jobs, bar)
     writer = StreamingCheckout(repo.root, writes, plan.chunk_ids, plan.lengths, in_place)
     try:
+        await asyncio.to_thread(writer.begin)
         await fetch_chunks(repo, remote, plan, jobs, bar, writer.write_chunks)
         return plan, await writer.finish(repo.objects)
     except BaseException:

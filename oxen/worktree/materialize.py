@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from pathlib import Path
 
 from oxen.db.repo_db import RepoDB
@@ -18,7 +17,8 @@ from oxen.formats.nodes import EXEC_MODE
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.progress import Progress
-from oxen.worktree.paths import FileStat, Written, safe_target
+from oxen.worktree.paths import FileStat, Written, safe_target, temp_name
+from oxen.worktree.pending import PendingWrites
 
 WINDOW_BYTES = 64 * 1024 * 1024
 
@@ -29,6 +29,7 @@ class Materializer:
         self.objects = objects
         self.db = db
         self.progress = progress
+        self.pending = PendingWrites(root)
 
     async def chunk_ids(self, rows: list[FileRow]) -> dict[bytes, list[bytes]]:
         """file id -> ordered chunk ids, from the chunk-map table or the chunk-list nodes."""
@@ -53,17 +54,21 @@ class Materializer:
         lists = await self.chunk_ids(rows)
         batch: list[FileRow] = []
         batch_bytes = 0
-        for row in sorted(rows, key=lambda r: r.path):
-            if row.size > WINDOW_BYTES:
-                written.append(await self._write_large(row, lists[row.id]))  # type: ignore[index]
-                continue
-            batch.append(row)
-            batch_bytes += row.size
-            if batch_bytes >= WINDOW_BYTES or len(batch) >= 4096:
+        await asyncio.to_thread(self.pending.begin, [r.path for r in rows])
+        try:
+            for row in sorted(rows, key=lambda r: r.path):
+                if row.size > WINDOW_BYTES:
+                    written.append(await self._write_large(row, lists[row.id]))  # type: ignore[index]
+                    continue
+                batch.append(row)
+                batch_bytes += row.size
+                if batch_bytes >= WINDOW_BYTES or len(batch) >= 4096:
+                    written.extend(await self._write_batch(batch, lists))
+                    batch, batch_bytes = [], 0
+            if batch:
                 written.extend(await self._write_batch(batch, lists))
-                batch, batch_bytes = [], 0
-        if batch:
-            written.extend(await self._write_batch(batch, lists))
+        finally:
+            await asyncio.to_thread(self.pending.end)
         return written
 
     async def _write_batch(
@@ -85,7 +90,7 @@ class Materializer:
     async def _write_large(self, row: FileRow, ids: list[bytes]) -> Written:
         target = safe_target(self.root, row.path)
         await asyncio.to_thread(_prepare_parent, self.root, target)
-        tmp = target.with_name(f".{target.name}.oxen-{uuid.uuid4().hex[:12]}.tmp")
+        tmp = target.with_name(temp_name(target.name, self.pending.token))
         locations = await self.db.locate(ids)
         f = await asyncio.to_thread(open, tmp, "wb")
         try:
@@ -110,7 +115,7 @@ class Materializer:
     def _write_file(self, row: FileRow, parts: list[bytes]) -> FileStat:
         target = safe_target(self.root, row.path)
         _prepare_parent(self.root, target)
-        tmp = target.with_name(f".{target.name}.oxen-{uuid.uuid4().hex[:12]}.tmp")
+        tmp = target.with_name(temp_name(target.name, self.pending.token))
         try:
             with open(tmp, "wb") as f:
                 f.writelines(parts)

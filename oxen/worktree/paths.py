@@ -29,6 +29,25 @@ def is_oxen_name(name: str) -> bool:
     return len(name) == 5 and name.lower() == OXEN_DIR
 
 
+TEMP_MARK = ".oxen-"  # in the temporary name of a file being written: .<name>.oxen-<token>.tmp
+_HEX = frozenset("0123456789abcdef")
+
+
+def temp_name(name: str, token: str) -> str:
+    """The temporary name a file ``name`` is written under (beside it) by the command whose
+    token is ``token`` (``<pid>-<12 hex digits>``, see :mod:`oxen.worktree.pending`)."""
+    return f".{name}{TEMP_MARK}{token}.tmp"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of those temporary names: scans of the working tree skip
+    them, so one a killed command left is never taken for a user's file."""
+    if name[:1] != "." or not name.endswith(".tmp") or TEMP_MARK not in name:
+        return False
+    pid, _, rand = name[:-4].rpartition(TEMP_MARK)[2].partition("-")
+    return pid.isdigit() and len(rand) == 12 and _HEX.issuperset(rand)
+
+
 class FileStat(namedtuple("FileStat", "size mtime_ns ctime_ns ino mode")):
     """size, mtime_ns, ctime_ns, ino, mode (ints). A plain namedtuple: typing costs
     ~10 ms to import, paid by every ``oxen status``."""
@@ -157,7 +176,7 @@ def iter_file_names(
 
 def _read_dir(path: str, rel: str) -> tuple[list[str], list[str]]:
     """The names of the regular files and of the subdirectories in ``path``, without any
-    named .oxen (in any case)."""
+    named .oxen (in any case) nor the temporary files of checkouts and pulls."""
     files: list[str] = []
     dirs: list[str] = []
     try:
@@ -170,6 +189,8 @@ def _read_dir(path: str, rel: str) -> tuple[list[str], list[str]]:
                 name = entry.name
                 if len(name) == 5 and is_oxen_name(name):
                     continue
+                if name[0] == "." and is_temp_name(name):
+                    continue  # a file being written, or what a killed command left
                 if entry.is_dir(follow_symlinks=False):
                     dirs.append(name)
                 elif entry.is_file(follow_symlinks=False):

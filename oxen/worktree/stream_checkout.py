@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
 from oxen.db.rows import FileRow
 from oxen.errors import CorruptObject, PathError
+from oxen.faults import crash_point
 from oxen.formats.nodes import EXEC_MODE
 from oxen.objects.object_store import ObjectStore
 from oxen.worktree.materialize import WINDOW_BYTES
 from oxen.worktree.paths import FileStat, Written, check_repo_path, safe_target
+from oxen.worktree.pending import PendingWrites
 
 FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -45,7 +46,7 @@ class StreamingCheckout:
         self.root = root
         self.rows = rows
         self.in_place = in_place
-        self._suffix = f".oxen-{uuid.uuid4().hex[:12]}.tmp"
+        self.pending = PendingWrites(root)
         # chunk id -> every (file index, offset) where it belongs
         self._targets: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
         for i, row in enumerate(rows):
@@ -123,8 +124,13 @@ class StreamingCheckout:
         return str(target)
 
     def _temporary(self, target: str) -> str:
-        head, name = os.path.split(target)
-        return os.path.join(head, f".{name}{self._suffix}")
+        return self.pending.temporary(target)
+
+    def begin(self) -> None:
+        """List the files about to be written beside their targets (not in place only), so
+        that what a killed pull leaves is removed by the next command (blocking)."""
+        if not self.in_place:
+            self.pending.begin(row.path for row in self.rows)
 
     def _install(self) -> None:
         """Rename each finished temporary file over its target (not in place only)."""
@@ -137,6 +143,7 @@ class StreamingCheckout:
             self._stats[i] = FileStat(
                 st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
             )
+        self.pending.end()
 
     def abort(self) -> None:
         """Remove temporary files left by an interrupted checkout (not in place only)."""
@@ -147,6 +154,7 @@ class StreamingCheckout:
                 os.unlink(self._temporary(self._target(row.path)))
             except (OSError, PathError):
                 pass
+        self.pending.end()
 
     async def finish(self, objects: ObjectStore) -> list[Written]:
         """Write the chunks that did not arrive (we had them already: the unchanged parts
@@ -166,6 +174,7 @@ class StreamingCheckout:
             if reading is not None:
                 reading.cancel()
         if not self.in_place:
+            crash_point("pull-files-written")
             await asyncio.to_thread(self._install)
         missing = [row.path for row, st in zip(self.rows, self._stats, strict=True) if st is None]
         if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -265,3 +266,37 @@ def test_a_clone_killed_midway_is_started_over_by_the_next_one(
     assert "ok" in ok(b, "fsck")
     refused = run(tmp_path, "clone", url, str(b), token=server.token)  # a finished clone stays
     assert refused.returncode == 1 and "destination exists and is not empty" in refused.stderr
+
+
+def test_a_pull_killed_midway_leaves_nothing_the_next_add_takes(
+    tmp_path: Path, server: Server
+) -> None:
+    a = new_repo(tmp_path, server, "team/pulled")
+    rng = random.Random(13)
+    write(a, "data.bin", rng.randbytes(300_000))
+    write(a, "notes.txt", "v1")
+    ok(a, "add", ".")
+    ok(a, "commit", "-m", "one")
+    ok(a, "push", token=server.token)
+    b = tmp_path / "b"
+    ok(tmp_path, "clone", server.url("team/pulled"), str(b), token=server.token)
+    write(a, "data.bin", rng.randbytes(300_000))
+    write(a, "notes.txt", "v2")
+    ok(a, "add", ".")
+    ok(a, "commit", "-m", "two")
+    ok(a, "push", token=server.token)
+    crash = {"OXEN_CRASH_AT": "pull-files-written"}
+    killed = run(b, "pull", token=server.token, env=crash)
+    assert killed.returncode == -9  # the new files are written, not yet renamed into place
+    assert (b / "notes.txt").read_text() == "v1"
+    left = sorted(p.name for p in b.glob(".*.tmp"))
+    assert len(left) == 2 and left[0].startswith(".data.bin.oxen-")  # SIGKILL: no clean-up
+    status = json.loads(ok(b, "status", "--json"))  # never taken for the user's files
+    assert status["untracked"] == [] and status["modified"] == []
+    ok(b, "log")  # the next command to open the repository removes them
+    assert list(b.glob(".*.tmp")) == []
+    assert list((b / ".oxen" / "pending").iterdir()) == []
+    ok(b, "add", ".")
+    assert "nothing to commit" in run(b, "commit", "-m", "junk?").stderr
+    ok(b, "pull", token=server.token)
+    assert tree_bytes(b) == tree_bytes(a)  # and no temporary file is left beside them

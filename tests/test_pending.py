@@ -1,0 +1,46 @@
+"""Temporary files of checkouts and pulls in the working tree, and what a killed one left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from oxen.worktree.paths import OXEN_DIR, is_temp_name, scan, temp_name
+from oxen.worktree.pending import PendingWrites, sweep
+
+
+def test_temporary_names_are_recognised_and_only_they() -> None:
+    assert is_temp_name(temp_name("data.bin", "123-0123456789ab"))
+    for name in ("data.bin", ".hidden.tmp", ".a.oxen-12.tmp", ".a.oxen-x-0123456789ab.tmp"):
+        assert not is_temp_name(name), name
+    assert not is_temp_name(".a.oxen-1-0123456789AB.tmp")  # not ours: upper case
+
+
+def dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def test_what_a_killed_command_left_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    (tmp_path / OXEN_DIR).mkdir()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("old")
+    killed = PendingWrites(tmp_path, f"{dead_pid()}-0123456789ab")
+    killed.begin(["d/a.txt", "gone/b.txt"])
+    Path(killed.temporary(tmp_path / "d" / "a.txt")).write_text("half")
+    live = PendingWrites(tmp_path)
+    live.begin(["d/a.txt"])
+    Path(live.temporary(tmp_path / "d" / "a.txt")).write_text("being written")
+    assert set(scan(tmp_path)) == {"d/a.txt"}  # neither is taken for the user's
+    assert sweep(tmp_path) == 1
+    assert sorted(os.listdir(tmp_path / "d")) == sorted(["a.txt", temp_name("a.txt", live.token)])
+    assert not killed.journal.exists() and live.journal.exists()
+    live.end()
+    assert not live.journal.exists()
