@@ -9,10 +9,13 @@ when (a fraction of the operation's expected duration: the median of its uninter
 runs so far). After the kill (a killed server is restarted at once) it checks:
 
 * ``oxen fsck`` is clean in both working copies (and in the round's clone, if any);
+* ``oxen status`` shows nothing but staged or committed changes, and no temporary file of
+  a killed checkout or pull is left;
 * ``oxen-server fsck`` is clean (run beside the running server);
 * every commit whose push exited 0 is on the server: a fresh clone's log holds it;
 * the interrupted command, run again, works (or refuses as it would have anyway:
-  nothing to commit, a push behind the remote, a pull over uncommitted changes).
+  nothing to commit, a push behind the remote, a pull over uncommitted changes, a clone
+  into the place of one killed once it had finished).
 
 It ends with a table; the exit code is 1 if a check failed.
 """
@@ -20,6 +23,7 @@ It ends with a table; the exit code is 1 if a check failed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -210,13 +214,16 @@ class Chaos:
         first = self.run_killable(cwd, args, delay, plan.target, f"r{plan.round}-{plan.op}")
         t.kills_client += first.killed_client
         t.kills_server += first.killed_server
-        interrupted = first.killed_client or (first.killed_server and first.rc != 0)
+        # a command the server's death made fail is interrupted too; one that refused is not
+        failed = first.rc != 0 and not first.refused
+        interrupted = first.killed_client or (first.killed_server and failed)
         if first.killed_client or first.killed_server:
             t.killed[plan.op] += 1
         elif first.rc == 0:
             self.durations[plan.op].append(first.seconds)
         note = f"rc={first.rc}"
         acked = first.rc == 0
+        refused_again = False
         if first.refused and not interrupted:
             t.refused[plan.op] += 1
         elif first.rc != 0 and not interrupted:
@@ -226,13 +233,15 @@ class Chaos:
             t.reruns[plan.op] += 1
             note += f" again={again.rc}"
             acked = again.rc == 0
+            refused_again = again.refused
             if again.refused:
                 t.refused[plan.op] += 1
             elif again.rc != 0:
                 self.fail(plan, f"{plan.op} run again", again)
         if plan.op == "push" and acked and pushed:
             t.acknowledged.add(pushed)
-        clone = Path(args[2]) if plan.op == "clone" and acked else None
+        # a clone killed once it had finished is refused when run again: check that one
+        clone = Path(args[2]) if plan.op == "clone" and (acked or refused_again) else None
         problems = self.check(plan, clone)
         when = f"{plan.target}@{delay:.2f}s" if first.killed_client or first.killed_server else "-"
         return f"{plan.op}({plan.copy}) kill {when}: {note}; {problems}"
@@ -246,6 +255,8 @@ class Chaos:
         t = self.tally
         found: list[str] = []
         dirs = [*self.copies.values(), *([clone] if clone else [])]
+        for cwd in self.copies.values():  # before fsck: status must not show what it sweeps
+            self.stray(plan, cwd, self.status_paths(cwd), "status shows")
         for cwd in dirs:
             proc = self.oxen(cwd, "fsck")
             if proc.returncode != 0:
@@ -253,6 +264,10 @@ class Chaos:
                 t.fsck_problems += len(lines)
                 found.append(f"fsck {cwd.name}: {len(lines)}")
                 self.fail(plan, f"oxen fsck in {cwd.name}", _outcome(proc))
+        for cwd in self.copies.values():  # a command has opened it since: nothing left over
+            self.stray(plan, cwd, _temporary_files(cwd), "temporary files left")
+        if t.stray:
+            found.append(f"{t.stray} stray")
         proc = self.server.fsck()
         if proc.returncode != 0:
             lines = [x for x in proc.stderr.splitlines() if x.strip()] or [proc.stdout]
@@ -265,6 +280,21 @@ class Chaos:
         if clone is not None:
             shutil.rmtree(clone, ignore_errors=True)
         return ", ".join(found) if found else f"ok ({len(t.acknowledged)} acknowledged)"
+
+    def status_paths(self, cwd: Path) -> list[str]:
+        """What ``oxen status`` calls untracked, modified or removed: after every round
+        (its command run again if killed) the working copy is as its last command left
+        it, everything staged or committed."""
+        shown = json.loads(self.must(cwd, "status", "--json"))
+        return shown["untracked"] + shown["modified"] + shown["removed"]
+
+    def stray(self, plan: Plan, cwd: Path, paths: list[str], what: str) -> None:
+        if paths:
+            self.tally.stray += len(paths)
+            listed = "\n".join(paths[:15])
+            self.tally.failures.append(
+                Failure(plan.round, f"working copy {cwd.name}: {what}", [], 0, listed)
+            )
 
     def lost_commits(self, plan: Plan) -> set[str]:
         """Acknowledged commits a fresh clone does not hold."""
@@ -291,6 +321,12 @@ class Chaos:
         finally:
             self.server.stop()
         return self.tally
+
+
+def _temporary_files(cwd: Path) -> list[str]:
+    """Files named as checkouts and pulls name what they are writing, outside .oxen."""
+    found = [p.relative_to(cwd) for p in cwd.rglob("*.tmp") if ".oxen-" in p.name]
+    return sorted(str(p) for p in found if p.parts[0] != ".oxen")
 
 
 def _outcome(proc: subprocess.CompletedProcess[str]) -> Outcome:

@@ -18,6 +18,7 @@ REFUSALS = (
     "then push again",  # push: the other copy pushed first
     "has moved on the server",  # push: racing the other copy's
     "merge refused: uncommitted changes",  # pull: staged or changed files
+    "destination exists and is not empty",  # clone: the killed one had finished
 )
 
 
@@ -78,13 +79,14 @@ class Tally:
     refused: Counter[str] = field(default_factory=Counter)
     reruns: Counter[str] = field(default_factory=Counter)
     fsck_problems: int = 0
+    stray: int = 0  # files in a working copy no command left there on purpose
     acknowledged: set[str] = field(default_factory=set)
     lost: set[str] = field(default_factory=set)
     failures: list[Failure] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.fsck_problems or self.lost or self.failures)
+        return not (self.fsck_problems or self.stray or self.lost or self.failures)
 
 
 def table(t: Tally, seed: int) -> str:
@@ -104,13 +106,15 @@ def table(t: Tally, seed: int) -> str:
     lines.append("")
     rows = [
         ("fsck problems (clients and server)", str(t.fsck_problems)),
+        ("stray files in working copies", str(t.stray)),
         ("acknowledged commits", str(len(t.acknowledged))),
         ("acknowledged commits lost", str(len(t.lost))),
         ("unexpected failures", str(len(t.failures))),
     ]
     lines += [f"{k:<38}{v}" for k, v in rows]
     for f in t.failures:
-        lines.append(f"\nround {f.round}: {f.what} exited {f.rc}: {' '.join(f.argv[2:])}")
+        ran = f" exited {f.rc}: {' '.join(f.argv[2:])}" if f.argv else ""
+        lines.append(f"\nround {f.round}: {f.what}{ran}")
         lines += [f"    {x}" for x in f.stderr.splitlines()]
     for c in sorted(t.lost):
         lines.append(f"lost: commit {c}")
