@@ -44,3 +44,16 @@ def test_what_a_killed_command_left_is_removed_and_a_live_ones_kept(tmp_path: Pa
     assert not killed.journal.exists() and live.journal.exists()
     live.end()
     assert not live.journal.exists()
+
+
+def test_a_day_old_list_is_swept_even_if_its_pid_lives_again(tmp_path: Path) -> None:
+    (tmp_path / OXEN_DIR).mkdir()
+    reused = PendingWrites(tmp_path)  # this process: alive
+    reused.begin(["a.txt"])
+    Path(reused.temporary(tmp_path / "a.txt")).write_text("half")
+    two_days_ago = reused.journal.stat().st_mtime - 2 * 86400
+    os.utime(reused.journal, (two_days_ago, two_days_ago))
+    assert sweep(tmp_path) == 1 and os.listdir(tmp_path) == [OXEN_DIR]
+    nothing = PendingWrites(tmp_path)
+    nothing.begin([])  # a checkout that writes no file lists nothing
+    assert not nothing.journal.exists()

@@ -11,11 +11,12 @@ command that opens the repository removes what it left (:func:`sweep`).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from oxen.objects.temp_files import process_alive
+from oxen.objects.temp_files import STALE_AFTER, process_alive
 from oxen.worktree.paths import OXEN_DIR, temp_name
 
 PENDING_DIR = "pending"  # in .oxen
@@ -31,9 +32,11 @@ class PendingWrites:
         self.journal = root / OXEN_DIR / PENDING_DIR / self.token
 
     def begin(self, targets: Iterable[str]) -> None:
-        """List the repository paths about to be written (blocking)."""
-        self.journal.parent.mkdir(exist_ok=True)
-        self.journal.write_text("".join(f"{rel}\n" for rel in targets))
+        """List the repository paths about to be written (blocking); none: no list."""
+        listed = "".join(f"{rel}\n" for rel in targets)
+        if listed:
+            self.journal.parent.mkdir(exist_ok=True)
+            self.journal.write_text(listed)
 
     def temporary(self, target: str | Path) -> str:
         """Where ``target`` (a filesystem path) is written before it is renamed over it."""
@@ -54,11 +57,14 @@ def sweep(root: Path) -> int:
     except FileNotFoundError:
         return 0
     removed = 0
+    now = time.time()
     for journal in journals:
         pid = journal.name.partition("-")[0]
-        if not pid.isdigit() or process_alive(int(pid)):
-            continue
         try:
+            # a day old: its pid may have been reused, as temp_files.sweep reasons
+            old = now - journal.stat().st_mtime > STALE_AFTER
+            if not pid.isdigit() or (process_alive(int(pid)) and not old):
+                continue
             targets = journal.read_text().splitlines()
         except FileNotFoundError:
             continue
