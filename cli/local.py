@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 
 from oxen.cli.output import summarize
-from oxen.config import load_repo_config
+from oxen.formats.version import check_format, format_in
 from oxen.worktree.paths import OXEN_DIR, find_root_dir, to_repo_path
 from oxen.worktree.status import compute_status
 
 
 def status(args: argparse.Namespace) -> int:
     root = find_root_dir()
-    load_repo_config(Path(root, OXEN_DIR))  # refuses a format this version does not read
+    try:  # a format this version does not read is refused, without loading the config
+        text = Path(root, OXEN_DIR, "config.toml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    check_format(format_in(text), root)
     prefix = to_repo_path(root, args.path) if args.path else ""
     st = compute_status(root, prefix, parallel=True, current=False)
     if args.json:

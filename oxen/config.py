@@ -22,10 +22,11 @@ from typing import Any, Literal, TypeVar
 
 import tomli_w
 
-from oxen.errors import ConfigError, FormatError
+from oxen.errors import ConfigError
+from oxen.formats.version import FORMAT_VERSION, check_format
 
-# 2: ids are 32-byte BLAKE3 (1 was xxh3-128, which anyone can collide on purpose)
-FORMAT_VERSION = 2
+__all__ = ["CONFIG_NAME", "FORMAT_VERSION"]  # and the loaders below
+
 CONFIG_NAME = "config.toml"  # in the .oxen folder
 
 
@@ -126,22 +127,11 @@ def to_dict(config: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
 
 
-def check_format(config: RepoConfig, root: object) -> RepoConfig:
-    """Refuse, in one line, a repository this version cannot read."""
-    if config.core.format != FORMAT_VERSION:
-        raise FormatError(
-            f"the repository at {root} is in format {config.core.format} (ids are xxh3-128, not "
-            f"collision resistant); this oxen reads format {FORMAT_VERSION} only: keep oxen 0.1 "
-            "for it, or start a new repository (oxen init) and add its files"
-            if config.core.format < FORMAT_VERSION
-            else f"the repository at {root} is in format {config.core.format}, newer than this "
-            f"oxen reads ({FORMAT_VERSION}): upgrade oxen"
-        )
-    return config
-
-
 def load_repo_config(oxen_dir: Path) -> RepoConfig:
-    return check_format(load_toml_model(oxen_dir / CONFIG_NAME, RepoConfig), oxen_dir.parent)
+    """The repository's config; FormatError, in one line, for a format this cannot read."""
+    config = load_toml_model(oxen_dir / CONFIG_NAME, RepoConfig)
+    check_format(config.core.format, oxen_dir.parent)
+    return config
 
 
 def read_toml(path: Path) -> dict[str, Any] | None:

@@ -54,3 +54,12 @@ def test_an_auth_entry_that_is_not_a_table(text: str) -> None:
     with pytest.raises(ConfigError, match="must be tables"):
         save_auth_token("localhost:3000", "oxn_x")
     assert user_config_path().read_text() == text  # left as it was
+
+
+def test_the_format_is_found_without_parsing_the_config() -> None:
+    from oxen.formats.version import FORMAT_VERSION, format_in
+
+    assert format_in("[core]\nformat = 1\nvnode_size = 10000\n\n[chunking]\n") == 1
+    assert format_in("[core]\nvnode_size = 9\n  format=3  \n") == 3
+    assert format_in("[storage]\nformat = 1\n[core]\nvnode_size = 9\n") == FORMAT_VERSION
+    assert format_in("") == FORMAT_VERSION
