@@ -168,6 +168,7 @@ class Chaos:
         (self.scratch / "config").mkdir(exist_ok=True)
         self.server.data_dir.mkdir(exist_ok=True)
         self.env["OXEN_AUTH_TOKEN"] = self.server.add_user(self.scratch / "user.toml")
+        self.env["OXEN_AUTH_HOST"] = self.server.host  # the token is for that server only
         self.server.start()
         a = self.copies["a"]
         a.mkdir()

@@ -21,6 +21,7 @@ def pushed(
 ) -> Path:
     """A repository of two commits on main, a second branch and a deleted third one,
     pushed to ``server``."""
+    env = {**(env or {}), "OXEN_AUTH_HOST": server.host}  # the token is for that server
     a = tmp_path / "a"
     a.mkdir()
     ok(a, "init", env=env)
