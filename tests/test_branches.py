@@ -13,7 +13,8 @@ from oxen.verbs import branches
 from tests.conftest import write
 
 
-async def test_delete_refuses_a_branch_only_it_holds(repo: AsyncRepo, workdir: Path) -> None:
+async def _topic_ahead_of_main(repo: AsyncRepo, workdir: Path) -> bytes:
+    """``main`` at a base commit, ``topic`` one commit ahead of it; HEAD back on main."""
     write(workdir, "a", "1")
     await repo.add(["a"])
     await repo.commit("base")
@@ -22,6 +23,11 @@ async def test_delete_refuses_a_branch_only_it_holds(repo: AsyncRepo, workdir: P
     await repo.add(["a"])
     topic = await repo.commit("only on topic")
     await repo.checkout("main")
+    return topic
+
+
+async def test_delete_refuses_a_branch_only_it_holds(repo: AsyncRepo, workdir: Path) -> None:
+    topic = await _topic_ahead_of_main(repo, workdir)
     with pytest.raises(RefError, match="not fully merged.*-D"):
         await repo.delete_branch("topic")
     assert await repo.refs.get("topic") == topic
@@ -33,14 +39,7 @@ async def test_delete_refuses_a_branch_only_it_holds(repo: AsyncRepo, workdir: P
 
 
 async def test_force_deletes_an_unmerged_branch(repo: AsyncRepo, workdir: Path) -> None:
-    write(workdir, "a", "1")
-    await repo.add(["a"])
-    await repo.commit("base")
-    await repo.checkout("topic", create=True)
-    write(workdir, "a", "2")
-    await repo.add(["a"])
-    await repo.commit("only on topic")
-    await repo.checkout("main")
+    await _topic_ahead_of_main(repo, workdir)
     await repo.delete_branch("topic", force=True)
     assert await repo.refs.get("topic") is None
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from oxen.worktree.paths import OXEN_DIR, is_temp_name, scan, temp_name
 from oxen.worktree.pending import PendingWrites, sweep
+from tests.test_temp_files import dead_pid
 
 
 def test_temporary_names_are_recognised_and_only_they() -> None:
@@ -16,16 +15,6 @@ def test_temporary_names_are_recognised_and_only_they() -> None:
     for name in ("data.bin", ".hidden.tmp", ".a.oxen-12.tmp", ".a.oxen-x-0123456789ab.tmp"):
         assert not is_temp_name(name), name
     assert not is_temp_name(".a.oxen-1-0123456789AB.tmp")  # not ours: upper case
-
-
-def dead_pid() -> int:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(proc.stdout)
 
 
 def test_what_a_killed_command_left_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
