@@ -53,9 +53,9 @@ async def apply_tree_change(
     writes = [c.new for c in changes.values() if c.new is not None]
     deletes = [p for p, c in changes.items() if c.new is None]
     if stream is None:
-        await refuse_absent_data(repo, writes)
+        lists = await chunks_held(repo, writes)  # refuses before anything is deleted
         await asyncio.to_thread(remove_files, repo.root, deletes)
-        written = await write_files(repo, writes, progress)
+        written = await write_files(repo, writes, progress, lists)
     else:
         written = await stream(writes)
         await asyncio.to_thread(remove_files, repo.root, deletes)
@@ -73,21 +73,28 @@ async def apply_tree_change(
 
 
 async def write_files(
-    repo: Repository, rows: list[FileRow], progress: ProgressFactory = null_progress
+    repo: Repository,
+    rows: list[FileRow],
+    progress: ProgressFactory = null_progress,
+    lists: dict[bytes, list[bytes]] | None = None,
 ) -> list[Written]:
-    """Write files from the local store (each through a temporary file and a rename)."""
+    """Write files from the local store (each through a temporary file and a rename);
+    MissingObject, before anything is written, if the store lacks data of any of them
+    (a clone holds the data of its branch tips, not of every version). ``lists``: what
+    :func:`chunks_held` gave for these rows, if the caller asked already."""
+    if lists is None:
+        lists = await chunks_held(repo, rows)
     bar = progress("writing", sum(r.size for r in rows), "B")
     try:
-        return await Materializer(repo.root, repo.objects, repo.db, bar).write(rows)
+        return await Materializer(repo.root, repo.objects, repo.db, bar).write(rows, lists)
     finally:
         bar.close()
 
 
-async def refuse_absent_data(repo: Repository, rows: list[FileRow]) -> None:
-    """MissingObject, before anything is touched, if the local store lacks data of ``rows``
-    (a clone holds the data of its branch tips, not of every version)."""
+async def chunks_held(repo: Repository, rows: list[FileRow]) -> dict[bytes, list[bytes]]:
+    """Each row's chunk ids, once the local store is known to hold every one of them."""
+    quiet = null_progress("", None, "")
     try:
-        quiet = null_progress("", None, "")
         chunks = await Materializer(repo.root, repo.objects, repo.db, quiet).chunk_ids(rows)
     except MissingObject:
         chunks = None
@@ -95,7 +102,7 @@ async def refuse_absent_data(repo: Repository, rows: list[FileRow]) -> None:
         wanted = {c for ids in chunks.values() for c in ids}
         held = await repo.db.locate(wanted)
         if len(held) == len(wanted):
-            return
+            return chunks
         lacking = [r.path for r in rows if any(c not in held for c in chunks.get(r.id, ()))]  # type: ignore[arg-type]
     else:
         lacking = [r.path for r in rows]

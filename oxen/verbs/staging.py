@@ -14,7 +14,7 @@ from oxen.formats.limits import MAX_DEPTH
 from oxen.formats.nodes import EXEC_MODE, FILE_MODE
 from oxen.progress import ProgressFactory, null_progress
 from oxen.verbs import merge_state
-from oxen.verbs.checkout import refuse_absent_data, write_files
+from oxen.verbs.checkout import write_files
 from oxen.verbs.status import status as working_status
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.materialize import remove_files
@@ -245,7 +245,6 @@ async def restore(
                     wanted[p] = r
     if not wanted:
         raise PathError(f"pathspec '{paths[0]}' did not match any file known to oxen")
-    await refuse_absent_data(repo, list(wanted.values()))
     written = await write_files(repo, list(wanted.values()), progress)
     await repo.remember_stats(written)
     return sorted(wanted)

@@ -48,10 +48,14 @@ class Materializer:
                     out[fid] = expanded[lid][0]
         return out
 
-    async def write(self, rows: list[FileRow]) -> list[Written]:
-        """Write every row's file; returns (path, stat after writing, id) for the stat cache."""
+    async def write(
+        self, rows: list[FileRow], lists: dict[bytes, list[bytes]] | None = None
+    ) -> list[Written]:
+        """Write every row's file; returns (path, stat after writing, id) for the stat cache.
+        ``lists``: the rows' chunk ids, when the caller already has them."""
         written: list[Written] = []
-        lists = await self.chunk_ids(rows)
+        if lists is None:
+            lists = await self.chunk_ids(rows)
         batch: list[FileRow] = []
         batch_bytes = 0
         await asyncio.to_thread(self.pending.begin, [r.path for r in rows])
