@@ -53,6 +53,8 @@ def remote(args: argparse.Namespace) -> int:
 def push(args: argparse.Namespace) -> int:
     async def go() -> str:
         async with await Repository.open() as repo:
+            if args.delete and not args.branch:  # never the current branch by default
+                raise OxenError("push -d needs the branch to delete: oxen push origin -d BRANCH")
             url = remotes.remote_url(repo, args.remote)
             branch = await branch_to_push(repo, args.branch)
             async with remotes.connect(url, args.jobs) as client:

@@ -194,6 +194,8 @@ def test_push_delete_branch_and_not_fast_forward(tmp_path: Path, server: Server)
     assert "origin/exp" not in ok(a, "branch", "-r")  # the tracking ref went too
     ok(a, "push", "origin", "exp", token=server.token)
     ok(a, "push", "-d", "origin", "exp", token=server.token)  # git's other order
+    bare = run(a, "push", "origin", "-d", token=server.token)  # no branch: never the current
+    assert bare.returncode == 1 and "needs the branch" in bare.stderr
     b = tmp_path / "b"
     ok(tmp_path, "clone", server.url("ns/branches"), str(b), token=server.token)
     write(b, "f", "from b")
