@@ -52,6 +52,8 @@ def log(args: argparse.Namespace) -> int:
         for line in c.message.splitlines():
             print(f"    {line}")
         print()
+    if commits and commits[-1].parents and (args.limit is None or len(commits) < args.limit):
+        print("(older history is on the remote: this clone was made with --depth)", file=sys.stderr)
     return 0
 
 

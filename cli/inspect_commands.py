@@ -51,6 +51,13 @@ def fsck(args: argparse.Namespace) -> int:
     report = with_repo(inspection.fsck)
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
+    if report.absent_held:
+        print(f"{report.absent_held} objects are not held here and are held by the remote")
+    if report.absent_unchecked:
+        print(
+            f"{report.absent_unchecked} objects are not held here (a partial clone); "
+            "run online to check the remote holds them"
+        )
     print(
         f"checked {report.packs} packs, {report.objects} objects ({human_size(report.bytes)}), "
         f"{report.commits} commits: {'ok' if not report.problems else f'{len(report.problems)} problem(s)'}"

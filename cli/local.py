@@ -29,6 +29,8 @@ def status(args: argparse.Namespace) -> int:
         print(f"On branch {st.branch}" + ("" if st.head else " (no commits yet)"))
     else:
         print(f"HEAD detached at {st.head[:10] if st.head else '?'}")
+    if (held := st.partial.describe()) is not None:
+        print(held)
     if st.merging:
         print(
             "You are in the middle of a merge: fix conflicts, oxen add, then oxen commit (or oxen merge --abort)."

@@ -22,6 +22,9 @@ from oxen.storage.errors import StoreError
 # it). They end with the process, and their data holds no cycles worth collecting.
 WITHOUT_CYCLIC_GC = {"status", "add", "commit", "rm", "restore"}
 
+# Commands that never need what a partial clone lacks (no --offline, no fetching)
+LOCAL_ONLY = {"status", "init", "config", "create-remote", "remote"}
+
 # command -> "module:function"
 HANDLERS = {
     "status": "oxen.cli.local:status",
@@ -41,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     def cmd(name: str, help: str, handler: str | None = None) -> argparse.ArgumentParser:
         HANDLERS.setdefault(name, handler or f"oxen.cli.commands:{name.replace('-', '_')}")
         COMMANDS[name] = sub.add_parser(name, help=help, description=help)
+        if name not in LOCAL_ONLY:
+            COMMANDS[name].add_argument(
+                "--offline",
+                action="store_true",
+                help="never fetch what a partial clone lacks: refuse instead (or OXEN_OFFLINE=1)",
+            )
         return COMMANDS[name]
 
     c = cmd("init", "Create an empty repository.")
@@ -160,7 +169,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dir", nargs="?")
     c.add_argument("-b", "--branch")
     c.add_argument("--all", action="store_true", help="every version's data")
+    c.add_argument("--depth", type=int, metavar="N", help="only the last N commits")
+    c.add_argument(
+        "--subtree",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="only this folder's trees and data (repeatable)",
+    )
+    c.add_argument("--no-data", action="store_true", help="every commit and tree, no file data")
     c.add_argument("-j", "--jobs", type=int, default=4)
+
+    c = cmd(
+        "fetch-data",
+        "Bring the data of paths a partial clone lacks (at HEAD: and hold them from now on).",
+        sync + "fetch_data",
+    )
+    c.add_argument("paths", nargs="*", metavar="PATH", help="default: every path")
+    c.add_argument("--rev", help="another revision's data, into the store only")
+    c.add_argument("--all-history", action="store_true", help="every commit's data")
+    c.add_argument("-j", "--jobs", type=int, default=4)
+
+    c = cmd(
+        "drop-data",
+        "Free the data of paths the remote holds: their files and local copies go.",
+        sync + "drop_data",
+    )
+    c.add_argument("paths", nargs="+", metavar="PATH")
     return p
 
 
@@ -187,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
         gc.disable()
     debug = bool(os.environ.get("OXEN_DEBUG"))
     try:
+        if args.command not in LOCAL_ONLY and not (args.offline or os.environ.get("OXEN_OFFLINE")):
+            from oxen.cli.progress import bar
+            from oxen.sync.on_demand import enable
+
+            enable(bar)  # what a partial clone lacks comes from its remote
         handler = getattr(importlib.import_module(module), func)
         code = handler(args)
     except OxenError as e:

@@ -13,10 +13,12 @@ from oxen.cli.output import human_size
 from oxen.cli.progress import bar
 from oxen.core.repository import Repository
 from oxen.errors import OxenError
-from oxen.sync import remotes
+from oxen.sync import data, remotes
+from oxen.sync.clone import CloneMode
 from oxen.sync.clone import clone as clone_repo
 from oxen.sync.fetch import fetch as fetch_repo
 from oxen.sync.fetch import pull as pull_repo
+from oxen.sync.on_demand import remote_name_of
 from oxen.sync.protocol import RemoteURL
 from oxen.sync.push import branch_to_push, delete_remote_branch
 from oxen.sync.push import push as push_repo
@@ -115,11 +117,49 @@ def clone(args: argparse.Namespace) -> int:
 
     async def go() -> str:
         async with remotes.connect(url, args.jobs) as client:
-            repo, r = await clone_repo(
-                str(url), dest, client, args.branch, args.all, args.jobs, bar
-            )
+            repo, r = await clone_repo(str(url), dest, client, args.branch, mode, args.jobs, bar)
+            held = (await repo.partial()).describe()
             await repo.close()
-        return f"cloned {url} into {dest}: received {r.bytes_received} bytes ({human_size(r.bytes_received)})"
+        line = f"cloned {url} into {dest}: received {r.bytes_received} bytes ({human_size(r.bytes_received)})"
+        return line + (f"\n{held}" if held else "")
+
+    mode = CloneMode(
+        all_data=args.all,
+        depth=args.depth,
+        subtrees=tuple(args.subtree),
+        no_data=args.no_data,
+    )
+
+    print(asyncio.run(go()))
+    return 0
+
+
+def fetch_data(args: argparse.Namespace) -> int:
+    async def go() -> str:
+        async with await Repository.open() as repo:
+            paths = [repo.repo_path(p) for p in args.paths]
+            url = remotes.remote_url(repo, remote_name_of(repo) or "origin")
+            async with remotes.connect(url, args.jobs) as client:
+                r = await data.fetch_data(
+                    repo, client, paths, args.rev, args.all_history, args.jobs, bar
+                )
+        wrote = f", wrote {r.files} file(s)" if r.files else ""
+        return f"fetched {r.chunks} chunk(s), {human_size(r.bytes)}{wrote}"
+
+    print(asyncio.run(go()))
+    return 0
+
+
+def drop_data(args: argparse.Namespace) -> int:
+    async def go() -> str:
+        async with await Repository.open() as repo:
+            url = remotes.remote_url(repo, remote_name_of(repo) or "origin")
+            async with remotes.connect(url) as client:
+                r = await data.drop_data(repo, client, args.paths)
+        return (
+            f"dropped {r.files} file(s); freed {human_size(r.bytes)} the remote holds "
+            "(oxen fetch-data brings them back)"
+        )
 
     print(asyncio.run(go()))
     return 0

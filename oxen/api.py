@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,6 +12,7 @@ from oxen.repo import (
     AddResult,
     AsyncRepo,
     CommitInfo,
+    DataResult,
     DiffEntry,
     FetchResult,
     FileInfo,
@@ -22,6 +23,7 @@ from oxen.repo import (
     TreeRow,
 )
 from oxen.worktree.paths import OXEN_DIR, find_root
+from oxen.worktree.scope import Partial
 from oxen.worktree.status import Status
 
 T = TypeVar("T")
@@ -50,13 +52,34 @@ class Repo:
         branch: str | None = None,
         all_data: bool = False,
         jobs: int = 4,
+        *,
+        depth: int | None = None,
+        subtrees: Sequence[str] = (),
+        no_data: bool = False,
     ) -> Repo:
+        """A clone (see :meth:`AsyncRepo.clone` for the partial ones)."""
+
         async def go() -> Path:
-            repo, _ = await AsyncRepo.clone(url, dest, branch, all_data, jobs)
+            repo, _ = await AsyncRepo.clone(
+                url, dest, branch, all_data, jobs, depth=depth, subtrees=subtrees, no_data=no_data
+            )
             await repo.close()
             return repo.root
 
         return cls(asyncio.run(go()))
+
+    def fetch_data(
+        self, *paths: str | Path, rev: str | None = None, all_history: bool = False
+    ) -> DataResult:
+        return self._run(lambda r: r.fetch_data([str(p) for p in paths], rev, all_history))
+
+    def drop_data(self, *paths: str | Path) -> DataResult:
+        return self._run(lambda r: r.drop_data([str(p) for p in paths]))
+
+    def partial(self) -> Partial:
+        """What this clone holds (``paths`` None: every path; ``shallow``: where its
+        history stops)."""
+        return self._run(lambda r: r.partial())
 
     def _run(self, verb: Callable[[AsyncRepo], Awaitable[T]]) -> T:
         async def go() -> T:

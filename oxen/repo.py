@@ -6,15 +6,18 @@ the work is done; :mod:`oxen.api` wraps this class for callers without an event 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from oxen.core.refs import Head
-from oxen.core.repository import CommitInfo, Repository
+from oxen.core.repository import CommitInfo, OnDemandFactory, Repository
 from oxen.progress import ProgressFactory, null_progress
 from oxen.sync import clone as clone_mod
+from oxen.sync import data, on_demand, remotes
 from oxen.sync import fetch as fetch_mod
 from oxen.sync import push as push_mod
-from oxen.sync import remotes
+from oxen.sync.data import DataResult
 from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
 from oxen.verbs import branches, checkout, diff, inspection, merge, staging
@@ -30,6 +33,7 @@ __all__ = [
     "AddResult",
     "AsyncRepo",
     "CommitInfo",
+    "DataResult",
     "DiffEntry",
     "FetchResult",
     "FileInfo",
@@ -43,6 +47,9 @@ __all__ = [
 
 
 class AsyncRepo(Repository):
+    # a partial clone fetches what a verb needs from its remote (None: refuse instead)
+    on_demand_factory: ClassVar[OnDemandFactory | None] = on_demand.factory()
+
     async def status(self, path: str = "") -> Status:
         return await status_verb.status(self, path)
 
@@ -166,12 +173,40 @@ class AsyncRepo(Repository):
         all_data: bool = False,
         jobs: int = 4,
         progress: ProgressFactory = null_progress,
+        *,
+        depth: int | None = None,
+        subtrees: Sequence[str] = (),
+        no_data: bool = False,
     ) -> tuple[AsyncRepo, FetchResult]:
-        """Clone ``url`` into ``dest`` (default: the repository's name, here)."""
+        """Clone ``url`` into ``dest`` (default: the repository's name, here): the
+        branch's latest data, or every version's (``all_data``), only some folders'
+        (``subtrees``), none (``no_data``); all history or the last ``depth`` commits."""
+        mode = clone_mod.CloneMode(all_data, depth, tuple(subtrees), no_data)
         parsed = remotes.RemoteURL.parse(url)
         target = Path(dest if dest is not None else parsed.name)
         async with remotes.connect(parsed, jobs) as client:
             repo, result = await clone_mod.clone(
-                str(parsed), target, client, branch, all_data, jobs, progress, cls
+                str(parsed), target, client, branch, mode, jobs, progress, cls
             )
         return repo, result
+
+    async def fetch_data(
+        self,
+        paths: Sequence[str] = (),
+        rev: str | None = None,
+        all_history: bool = False,
+        jobs: int = 4,
+        progress: ProgressFactory = null_progress,
+    ) -> DataResult:
+        """Bring the data of ``paths`` (default: all) this partial clone lacks: at HEAD
+        (writing the files, held from now on), at ``rev`` or in every commit."""
+        name = on_demand.remote_name_of(self) or "origin"
+        targets = [self.repo_path(p) for p in paths]
+        async with remotes.connect(remotes.remote_url(self, name), jobs) as client:
+            return await data.fetch_data(self, client, targets, rev, all_history, jobs, progress)
+
+    async def drop_data(self, paths: Sequence[str]) -> DataResult:
+        """Free the files below ``paths`` and their local data, which the remote holds."""
+        name = on_demand.remote_name_of(self) or "origin"
+        async with remotes.connect(remotes.remote_url(self, name)) as client:
+            return await data.drop_data(self, client, list(paths))

@@ -52,7 +52,9 @@ def _git_ignored(tmp: Path, rules: tuple[str, ...]) -> set[str]:
         check=True,
     ).stdout
     listed = [line[3:] for line in out.splitlines() if line.startswith("!! ")]
-    return {f for f in FILES if any(f == p or (p.endswith("/") and f.startswith(p)) for p in listed)}
+    return {
+        f for f in FILES if any(f == p or (p.endswith("/") and f.startswith(p)) for p in listed)
+    }
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git as the reference")

@@ -46,7 +46,6 @@ def test_same_tree_same_id_everywhere() -> None:
     assert oid.hex() == "ea864ebafb1ef34c4b7219e0677bd1588e65b5332f3ea58dba6801ad1d0ebf3f"
 
 
-
 @pytest.mark.parametrize("name", ["..", ".", "", "a/b", "/etc", "x\x00y", "a\\b"])
 def test_unsafe_names_are_refused(name: str) -> None:
     data = msgpack.packb([3, [[0, name, ID, 1, None, 0o644]]], use_bin_type=True)

@@ -10,11 +10,13 @@ core resolves revisions, reads commits, moves HEAD and remembers stats; every ve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from oxen.config import CONFIG_NAME, RepoConfig, load_repo_config, save_toml_model
+from oxen.core.on_demand import OnDemand
 from oxen.core.refs import Head, Refs, split_ancestry
 from oxen.db.repo_db import RepoDB
 from oxen.db.rows import StatRow
@@ -28,6 +30,7 @@ from oxen.trees import history
 from oxen.trees.tree import Trees
 from oxen.worktree import pending
 from oxen.worktree.paths import OXEN_DIR, Written, find_root, fs_clock, to_repo_path
+from oxen.worktree.scope import PARTIAL_KEY, Partial
 
 if TYPE_CHECKING:
     from oxen.worktree.chunking import Chunker
@@ -58,7 +61,15 @@ class CommitInfo:
         )
 
 
+# Given a repository being opened, its source of absent objects (or None)
+OnDemandFactory = Callable[["Repository"], OnDemand | None]
+
+
 class Repository:
+    # where a partial clone's absent objects come from: set once by the front end that
+    # may go online (the CLI unless --offline, the Python API); None refuses them
+    on_demand_factory: ClassVar[OnDemandFactory | None] = None
+
     def __init__(self, root: Path, config: RepoConfig, db: RepoDB, store: Store) -> None:
         self.root = root
         self.oxen_dir = root / OXEN_DIR
@@ -68,6 +79,7 @@ class Repository:
         self.refs = Refs(db)
         self.objects = ObjectStore(store, db, self.oxen_dir / "tmp", config.storage.pack_size)
         self.trees = Trees(self.objects, config.core.vnode_size)
+        self.on_demand: OnDemand | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -97,11 +109,25 @@ class Repository:
         store = open_store(url, **({"fsync": config.storage.fsync} if local else {}))
         db = await RepoDB.open(root / OXEN_DIR)
         repo = cls(root, config, db, store)
+        repo.go_online()
         await asyncio.to_thread(sweep, repo.objects.tmp_dir)  # what killed commands left
         await asyncio.to_thread(pending.sweep, root)  # ...in the working tree too
         return repo
 
+    def go_online(self) -> None:
+        """Fetch absent objects on demand from here on, if a front end allows it."""
+        factory = type(self).on_demand_factory or Repository.on_demand_factory
+        self.on_demand = factory(self) if factory is not None else None
+        self.objects.fetch_missing = self.on_demand.nodes if self.on_demand else None
+
+    def go_offline(self) -> None:
+        """Refuse absent objects from here on (what ``--offline`` does)."""
+        self.on_demand = None
+        self.objects.fetch_missing = None
+
     async def close(self) -> None:
+        if self.on_demand is not None:
+            await self.on_demand.close()
         await self.db.close()
         await self.store.close()
 
@@ -180,6 +206,13 @@ class Repository:
         raise RefError(f"unknown revision: {rev}")
 
     # -- the working tree ----------------------------------------------------------------
+    async def partial(self) -> Partial:
+        """What this clone holds (a whole clone: every path, all history)."""
+        return Partial.decode(await self.db.get_state(PARTIAL_KEY))
+
+    async def set_partial(self, partial: Partial) -> None:
+        await self.db.set_state(PARTIAL_KEY, partial.encode() if partial.is_partial else None)
+
     async def remember_stats(self, written: list[Written]) -> None:
         """Cache the stat of files just written with known ids, so status need not hash them."""
         clock = await asyncio.to_thread(fs_clock, self.oxen_dir)

@@ -105,6 +105,12 @@ class RepoDB:
                 rows,
             )
 
+    async def forget_pack(self, pack_id: bytes) -> None:
+        """Drop a pack and every object row pointing into it from the index."""
+        async with self.transaction():
+            await self.conn.execute("DELETE FROM objects WHERE pack = ?", (pack_id,))
+            await self.conn.execute("DELETE FROM packs WHERE id = ?", (pack_id,))
+
     async def packs(self) -> list[tuple[bytes, int, int]]:
         async with self.conn.execute("SELECT id, size, blobs FROM packs") as cur:
             return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from oxen.db.repo_db import RepoDB
@@ -35,6 +35,9 @@ class ObjectStore:
         self.tmp_dir = tmp_dir
         self.pack_size = pack_size
         self._nodes: dict[bytes, Node] = {}
+        # fetches absent nodes from where a partial clone came from (set by the repository
+        # when it has a remote and may go online; None: absent nodes are refused)
+        self.fetch_missing: Callable[[list[bytes]], Awaitable[None]] | None = None
 
     # -- writes ----------------------------------------------------------------------
     def sink(self) -> PackSink:
@@ -146,6 +149,48 @@ class ObjectStore:
         await asyncio.to_thread(os.replace, sealed.path, path)
         return sealed.size
 
+    async def drop(self, ids: Iterable[bytes]) -> int:
+        """Remove objects from this store (a partial clone freeing data its remote holds):
+        each pack holding any of them is rewritten without them.  Returns bytes freed.
+
+        Order, so a crash loses nothing kept: the new pack is stored, then one transaction
+        points the index at it and forgets the old pack, then the old pack is deleted."""
+        gone = set(ids)
+        by_pack: dict[bytes, int] = defaultdict(int)
+        for loc in (await self.db.locate(gone)).values():
+            by_pack[loc.pack] += loc.length
+        for pack in by_pack:
+            rows = await self.db.objects_in_pack(pack)
+            kept = [r for r in rows if r[0] not in gone]
+            sealed = await self._copy_out(kept) if kept else None
+            if sealed is not None:
+                await self.store.put_file(pack_key(sealed.id), sealed.path, move=True)
+                await asyncio.to_thread(sealed.path.unlink, missing_ok=True)
+            async with self.db.transaction():
+                await self.db.forget_pack(pack)
+                if sealed is not None:
+                    await self.db.add_pack(sealed.id, sealed.size, sealed.entries)
+            await self.store.delete(pack_key(pack))
+        for oid in gone:
+            self._nodes.pop(oid, None)
+        return sum(by_pack.values())
+
+    async def _copy_out(self, rows: list[tuple[bytes, int, int, int]]) -> SealedPack:
+        """A new pack file of these objects (id, offset, length, kind), read in batches."""
+        await asyncio.to_thread(self.tmp_dir.mkdir, parents=True, exist_ok=True)
+        writer = PackWriter(self.tmp_dir)
+        try:
+            for i in range(0, len(rows), 4096):
+                part = rows[i : i + 4096]
+                blobs = await self.read_blobs([r[0] for r in part])
+                await asyncio.to_thread(
+                    writer.add_many, [(oid, Kind(kind), blobs[oid]) for oid, _, _, kind in part]
+                )
+            return await asyncio.to_thread(writer.finish)
+        except BaseException:
+            writer.abort()
+            raise
+
     async def read_nodes(self, ids: Iterable[bytes], cache: bool = True) -> dict[bytes, Node]:
         """Decoded nodes; kept in memory for the next read unless ``cache`` is False (a
         walk of a whole tree that will not be read again)."""
@@ -153,7 +198,21 @@ class ObjectStore:
         out = {oid: self._nodes[oid] for oid in ids if oid in self._nodes}
         todo = ids - out.keys()
         if todo:
-            for oid, data in (await self.read_blobs(todo)).items():
+            try:
+                blobs = await self.read_blobs(todo)
+            except MissingObject:
+                absent = sorted(await self.db.missing(todo))
+                if not absent:
+                    raise  # a pack gone under the index: not a partial clone's business
+                if self.fetch_missing is None:
+                    raise MissingObject(
+                        f"this clone does not hold node {absent[0].hex()} (and "
+                        f"{len(absent) - 1} more) that this needs; nothing was changed: run "
+                        "it online (without --offline, with a remote), or `oxen fetch-data`"
+                    ) from None
+                await self.fetch_missing(absent)
+                blobs = await self.read_blobs(todo)
+            for oid, data in blobs.items():
                 node = decode_node(data)
                 if cache:
                     self._nodes[oid] = node

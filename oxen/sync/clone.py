@@ -1,5 +1,10 @@
 """clone: a new repository holding a remote's history and its branch's latest data.
 
+Or less (:class:`CloneMode`): the last N commits (``depth``), only some folders' trees
+and data (``subtrees``), every commit and tree but no file data (``no_data``); or more:
+every version's data (``all_data``).  What a partial clone holds is recorded
+(:class:`oxen.worktree.scope.Partial`); what it lacks is fetched when a command needs it.
+
 The branch's files are written as their chunks arrive (see ``stream_checkout``); a failed
 or interrupted clone leaves nothing behind, and one killed where it could not clean up is
 removed and started over by the next clone into the same place.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,10 +23,12 @@ from oxen.db.rows import FileRow
 from oxen.errors import NotFound, OxenError, RefConflict
 from oxen.faults import crash_point
 from oxen.progress import ProgressFactory, null_progress
+from oxen.sync.metadata import fetch_history
 from oxen.sync.protocol import Remote
-from oxen.sync.transfer import FetchResult, commit_rows, fetch_and_write, fetch_history
+from oxen.sync.transfer import FetchResult, commit_rows, fetch_and_write
 from oxen.verbs.checkout import apply_tree_change
-from oxen.worktree.paths import OXEN_DIR, Written
+from oxen.worktree.paths import OXEN_DIR, Written, check_repo_path
+from oxen.worktree.scope import Partial
 
 ORIGIN = "origin"
 # Inside the new repository's .oxen from the clone's first step to its last: a clone killed
@@ -30,12 +38,37 @@ INCOMPLETE = f"{OXEN_DIR}/clone-incomplete"
 R = TypeVar("R", bound=Repository)
 
 
+@dataclass(frozen=True)
+class CloneMode:
+    """How much of the remote a clone holds (the default: history, and the tip's data)."""
+
+    all_data: bool = False  # every version's data
+    depth: int | None = None  # only the last N commits (and their trees)
+    subtrees: tuple[str, ...] = ()  # only these folders' trees and data
+    no_data: bool = False  # every commit and tree, no file data
+
+    def __post_init__(self) -> None:
+        if self.no_data and (self.all_data or self.subtrees):
+            raise OxenError("--no-data holds no file data: not with --all or --subtree")
+        if self.depth is not None and self.depth < 1:
+            raise OxenError("--depth must be at least 1")
+        for path in self.subtrees:
+            check_repo_path(path.strip("/"))
+
+    def partial(self) -> Partial:
+        if self.no_data:
+            return Partial(())
+        if self.subtrees:
+            return Partial((), all_trees=False).widened(self.subtrees)
+        return Partial()
+
+
 async def clone(
     url: str,
     dest: Path,
     remote: Remote,
     branch: str | None = None,
-    all_data: bool = False,
+    mode: CloneMode = CloneMode(),
     jobs: int = 4,
     progress: ProgressFactory = null_progress,
     repo_class: type[R] = Repository,  # type: ignore[assignment]
@@ -59,7 +92,8 @@ async def clone(
     try:
         repo.config.remotes[ORIGIN] = url
         await repo.save_config()
-        result = await _clone_into(repo, remote, branch, refs[branch], all_data, jobs, progress)
+        repo.go_online()  # now that it has a remote
+        result = await _clone_into(repo, remote, branch, refs[branch], mode, jobs, progress)
         await asyncio.to_thread((dest / INCOMPLETE).unlink)
     except BaseException:
         await repo.close()
@@ -73,19 +107,30 @@ async def _clone_into(
     remote: Remote,
     branch: str,
     tip: bytes,
-    all_data: bool,
+    mode: CloneMode,
     jobs: int,
     progress: ProgressFactory,
 ) -> FetchResult:
     received_before = remote.bytes_received
     result = FetchResult(branches={branch: tip})
     bar = progress("fetching", None, "B")
+    partial = mode.partial()
     try:
-        commits, result.nodes = await fetch_history(repo, remote, [tip], jobs, bar)
+        got = await fetch_history(repo, remote, [tip], jobs, bar, partial, mode.depth)
+        result.nodes = got.nodes
+        partial = partial.but(shallow=got.shallow)
+        await repo.set_partial(partial)  # before any file: what is written follows it
         crash_point("clone-history")
+        within = partial.reaches if partial.paths is not None else None
         tree = (await repo.read_commit(tip)).tree
-        changes = await repo.trees.diff(None, tree)
-        others = await commit_rows(repo, sorted(commits)) if all_data else []
+        changes = await repo.trees.diff(None, tree, within=within)
+        others = []
+        if mode.all_data:
+            others = [
+                r
+                for r in await commit_rows(repo, sorted(got.commits), within)
+                if partial.holds(r.path)
+            ]
 
         async def stream(files: list[FileRow]) -> list[Written]:
             rows = sorted(files)

@@ -12,13 +12,13 @@ from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
 from oxen.errors import NotFound, RefError
 from oxen.progress import ProgressFactory, null_progress
+from oxen.sync.metadata import fetch_history, parents_absent
 from oxen.sync.protocol import Remote
 from oxen.sync.transfer import (
     FetchResult,
     commit_rows,
     fetch_and_write,
     fetch_chunks,
-    fetch_history,
     plan_data,
 )
 from oxen.verbs import merge_state
@@ -46,15 +46,22 @@ async def fetch(
     result = FetchResult(branches=refs)
     bar = progress("fetching", None, "B")
     try:
-        commits, result.nodes = await fetch_history(repo, remote, list(refs.values()), jobs, bar)
-        data_commits = sorted(commits) if all_data else list(dict.fromkeys(refs.values()))
-        plan = await plan_data(repo, remote, await commit_rows(repo, data_commits), jobs, bar)
+        partial = await repo.partial()
+        got = await fetch_history(repo, remote, list(refs.values()), jobs, bar, partial)
+        result.nodes = got.nodes
+        data_commits = sorted(got.commits) if all_data else list(dict.fromkeys(refs.values()))
+        within = partial.reaches if partial.paths is not None else None
+        rows = await commit_rows(repo, data_commits, within)
+        rows = [r for r in rows if partial.holds(r.path)]
+        plan = await plan_data(repo, remote, rows, jobs, bar)
         await fetch_chunks(repo, remote, plan, jobs, bar)
         result.nodes += plan.nodes_fetched
         result.chunks = len(plan.wanted)
     finally:
         bar.close()
-    await repo.refs.set_remotes(remote_name, refs)
+    async with repo.db.transaction():
+        await repo.refs.set_remotes(remote_name, refs)
+        await note_shallow(repo, got.shallow)
     result.bytes_received = remote.bytes_received - received_before
     return result
 
@@ -103,19 +110,27 @@ async def _fast_forward_pull(
         return None
     bar = progress("fetching", None, "B")
     try:
-        commits, nodes = await fetch_history(repo, remote, [tip], jobs, bar)
+        partial = await repo.partial()
+        got = await fetch_history(repo, remote, [tip], jobs, bar, partial)
+        await note_shallow(repo, got.shallow)
         if await merge_base(repo, ours, tip) != ours:
             return None  # diverged: a real merge
         if not (await working_status(repo)).clean:
             return None
         old_tree = (await repo.read_commit(ours)).tree
         new_tree = (await repo.read_commit(tip)).tree
-        changes = await repo.trees.diff(old_tree, new_tree)
+        within = partial.reaches if partial.paths is not None else None
+        changes = await repo.trees.diff(old_tree, new_tree, within=within)
+        changes = {p: c for p, c in changes.items() if partial.holds(p)}
         writes = [c.new for c in changes.values() if c.new is not None]
         deletes = [p for p, c in changes.items() if c.new is None]
         if _file_becomes_dir(writes, deletes):
             return None
-        rows = sorted((await repo.trees.flatten(new_tree)).values())
+        rows = sorted(
+            r
+            for r in (await repo.trees.flatten(new_tree, within=within)).values()
+            if partial.holds(r.path)
+        )
         plans = []
 
         async def stream(files: list[FileRow]) -> list[Written]:
@@ -134,11 +149,21 @@ async def _fast_forward_pull(
         bar.close()
     fetched = FetchResult(
         branches={branch: tip},
-        nodes=nodes + plans[0].nodes_fetched,
+        nodes=got.nodes + plans[0].nodes_fetched,
         chunks=len(plans[0].wanted),
         bytes_received=remote.bytes_received - received_before,
     )
     return fetched, MergeResult("fast-forward", tip)
+
+
+async def note_shallow(repo: Repository, reached: set[bytes]) -> None:
+    """Add the commits a fetch stopped at to a shallow clone's boundary (a whole clone
+    reaches every root and has none)."""
+    partial = await repo.partial()
+    if not reached and not partial.shallow:
+        return
+    boundary = await parents_absent(repo, partial.shallow | reached)
+    await repo.set_partial(partial.but(shallow=boundary))
 
 
 def _file_becomes_dir(writes: list[FileRow], deletes: list[str]) -> bool:

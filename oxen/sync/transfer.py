@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
 from oxen.errors import OxenError
-from oxen.formats.nodes import CommitNode
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import ChunksCallback
 from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress
 from oxen.sync.protocol import Remote, pack_groups
-from oxen.trees.walk import Follow, walk_levels
+from oxen.trees.tree import Within
 from oxen.worktree.paths import Written
 from oxen.worktree.stream_checkout import StreamingCheckout
 
@@ -68,25 +67,6 @@ async def fetch_ids(
                 await asyncio.to_thread(path.unlink, missing_ok=True)
 
     await asyncio.gather(*(one(g) for g in groups))
-
-
-async def fetch_history(
-    repo: Repository, remote: Remote, tips: list[bytes], jobs: int, bar: Progress
-) -> tuple[set[bytes], int]:
-    """Commits reachable from ``tips`` and every node of their trees; returns (commits, fetched)."""
-    fetched = 0
-
-    async def fetch_lacking(level: list[bytes]) -> None:
-        nonlocal fetched
-        lacking = sorted(await repo.db.missing(level))
-        await fetch_ids(repo.objects, remote, lacking, {}, jobs, bar)
-        fetched += len(lacking)
-
-    commits: set[bytes] = set()
-    follow = Follow.PARENTS | Follow.TREES
-    async for level in walk_levels(repo.objects, tips, follow, prepare=fetch_lacking):
-        commits.update(c for c, n in level.nodes.items() if isinstance(n, CommitNode))
-    return commits, fetched
 
 
 @dataclass
@@ -153,12 +133,15 @@ async def fetch_chunks(
     await repo.db.add_chunk_maps(plan.lists)
 
 
-async def commit_rows(repo: Repository, commits: list[bytes]) -> list[FileRow]:
-    """Every file of the commits' trees (one row per distinct file id is enough)."""
+async def commit_rows(
+    repo: Repository, commits: list[bytes], within: Within | None = None
+) -> list[FileRow]:
+    """Every file of the commits' trees (one row per distinct file id is enough), or
+    those in the folders ``within`` enters."""
     rows: dict[bytes | None, FileRow] = {}
     for cid in commits:
         tree = (await repo.read_commit(cid)).tree
-        for row in (await repo.trees.flatten(tree)).values():
+        for row in (await repo.trees.flatten(tree, within=within)).values():
             rows.setdefault(row.id, row)
     return list(rows.values())
 

@@ -50,9 +50,10 @@ async def is_ancestor(objects: ObjectStore, ancestor: bytes, tip: bytes) -> bool
 
 
 async def newest_first(
-    objects: ObjectStore, start: bytes
+    objects: ObjectStore, start: bytes, shallow: frozenset[bytes] = frozenset()
 ) -> AsyncIterator[tuple[bytes, CommitNode]]:
-    """``start`` and its ancestors, newest (by timestamp) first, each once."""
+    """``start`` and its ancestors, newest (by timestamp) first, each once; the parents
+    of ``shallow`` commits (where a shallow clone's history stops) are not entered."""
     first = await read_commit(objects, start)
     heap = [(-first.timestamp, 0, start, first)]
     seen = {start}
@@ -60,7 +61,7 @@ async def newest_first(
     while heap:
         _, _, cid, commit = heapq.heappop(heap)
         yield cid, commit
-        fresh = [p for p in commit.parents if p not in seen]
+        fresh = [p for p in commit.parents if p not in seen and cid not in shallow]
         seen.update(fresh)
         for parent in fresh:
             pc = await read_commit(objects, parent)

@@ -20,6 +20,8 @@ from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_check import Problem
 from oxen.trees.walk import Follow, walk_levels
 
+NOT_STORED = "is not stored"
+
 
 @dataclass
 class Integrity:
@@ -40,23 +42,32 @@ async def check_reachable(
     damaged: Mapping[bytes, str] | None = None,
     via: str | None = None,
     follow: Follow = Follow.ALL,
+    absent: dict[bytes, str] | None = None,
+    stop: Iterable[bytes] = (),
 ) -> Integrity:
     """Walk what ``tips`` reach along ``follow``, adding to ``found`` (a new one if None)
     each object that is absent or damaged, and skipping what ``found`` has seen already.
 
     ``damaged``: ids known to be unreadable, and why (``is corrupt``), as an earlier check
     of the packs found them; ``via`` names what the tips are (``branch main``) in the
-    problems reported.  Data chunks are checked only when ``follow`` takes chunk lists
+    problems reported.  ``absent``: where objects that are simply not stored go (id ->
+    "node" or "chunk"), instead of the problems: a partial clone asks its remote about
+    them; ``stop``: ids not walked at all (beyond a shallow clone's boundary).  Data chunks are checked only when ``follow`` takes chunk lists
     (a walk of history and trees alone leaves the files' data out)."""
     found = found if found is not None else Integrity()
     damaged = damaged or {}
     reached = f"is reached from {via}" if via else "is referenced"
 
     def report(kind: str, oid: bytes, reason: str) -> None:
+        if absent is not None and reason == NOT_STORED:
+            absent[oid] = kind
+            return
         found.problems.append(Problem(f"{kind} {oid.hex()}", f"{reached} but {reason}"))
 
+    excluded = set(stop)
+
     async def readable(level: list[bytes]) -> list[bytes]:
-        fresh = [oid for oid in level if oid not in found.seen_nodes]
+        fresh = [oid for oid in level if oid not in found.seen_nodes and oid not in excluded]
         found.seen_nodes.update(fresh)  # each reported or read once, whichever walk meets it
         located = await objects.db.locate(fresh)
         keep = []
@@ -65,7 +76,7 @@ async def check_reachable(
             if oid in damaged:
                 report("node", oid, damaged[oid])
             elif loc is None:
-                report("node", oid, "is not stored")
+                report("node", oid, NOT_STORED)
             elif loc.kind != Kind.NODE:
                 report("node", oid, "is a data chunk, not a node")
             else:
@@ -81,9 +92,9 @@ async def check_reachable(
             fresh = level.chunks - found.seen_chunks
             found.seen_chunks |= fresh
             found.chunks += len(fresh)
-            absent = await objects.db.missing(fresh)
-            for oid in sorted(absent | (fresh & damaged.keys())):
-                report("chunk", oid, damaged.get(oid, "is not stored"))
+            unstored = await objects.db.missing(fresh)
+            for oid in sorted(unstored | (fresh & damaged.keys())):
+                report("chunk", oid, damaged.get(oid, NOT_STORED))
     except (MissingObject, CorruptObject) as e:  # changed under the walk (a pack removed)
         found.problems.append(Problem(via or "history", f"cannot be walked: {e}"))
     return found

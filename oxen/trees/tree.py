@@ -9,6 +9,7 @@ keep their ids, so unchanged data is never re-read or re-written.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import NamedTuple
 
 from oxen.db.rows import FileRow
@@ -28,6 +29,10 @@ from oxen.formats.nodes import (
 from oxen.objects.object_store import ObjectStore
 
 EMPTY_DIR = DirNode((), 0, 0, 0)
+
+
+# Whether a walk enters a folder ('a/b/'): a partial clone's scope
+Within = Callable[[str], bool]
 
 
 class Change(NamedTuple):
@@ -67,8 +72,11 @@ class Trees:
         return {e.name: e for vid in node.vnodes for e in vnodes[vid].entries}
 
     # -- reading -----------------------------------------------------------------------
-    async def flatten(self, tree_id: bytes, prefix: str = "") -> dict[str, FileRow]:
-        """Every file of a tree, path -> row, reading each level's nodes in one batch."""
+    async def flatten(
+        self, tree_id: bytes, prefix: str = "", within: Within | None = None
+    ) -> dict[str, FileRow]:
+        """Every file of a tree, path -> row, reading each level's nodes in one batch;
+        ``within``: only below the folders it accepts (a partial clone's scope)."""
         out: dict[str, FileRow] = {}
         level = [(prefix, tree_id)]
         while level:
@@ -87,7 +95,8 @@ class Trees:
                 check_bucket(vnodes[vid], i, buckets)
                 for e in vnodes[vid].entries:
                     if isinstance(e, DirEntry):
-                        level.append((f"{pfx}{e.name}/", e.id))
+                        if within is None or within(f"{pfx}{e.name}/"):
+                            level.append((f"{pfx}{e.name}/", e.id))
                     else:
                         out[pfx + e.name] = file_row(pfx + e.name, e)
         return out
@@ -122,18 +131,21 @@ class Trees:
         return await self.flatten(entry.id, path + "/")
 
     # -- diffing -----------------------------------------------------------------------
-    async def diff(self, a: bytes | None, b: bytes | None, prefix: str = "") -> dict[str, Change]:
+    async def diff(
+        self, a: bytes | None, b: bytes | None, prefix: str = "", within: Within | None = None
+    ) -> dict[str, Change]:
         """path -> (old, new) for every file that differs, descending only where ids differ
-        (a worklist, not recursion: depth costs no stack)."""
+        (a worklist, not recursion: depth costs no stack); ``within``: only into the
+        folders it accepts (files directly in a folder entered are all compared)."""
         out: dict[str, Change] = {}
         work: list[tuple[bytes | None, bytes | None, str]] = [(a, b, prefix)]
         while work:
             a, b, prefix = work.pop()
-            if a == b:
+            if a == b or (within is not None and prefix and not within(prefix)):
                 continue
             check_depth(prefix)
             if a is None or b is None:
-                side = await self.flatten(a or b, prefix)  # type: ignore[arg-type]
+                side = await self.flatten(a or b, prefix, within)  # type: ignore[arg-type]
                 for path, row in side.items():
                     out[path] = Change(row, None) if b is None else Change(None, row)
                 continue

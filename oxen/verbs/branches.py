@@ -65,7 +65,8 @@ async def log(
     if start is None:
         return []
     out: list[CommitInfo] = []
-    async for cid, node in newest_first(repo.objects, start):
+    shallow = (await repo.partial()).shallow  # a --depth clone's log ends where it does
+    async for cid, node in newest_first(repo.objects, start, shallow):
         if limit is not None and len(out) >= limit:
             break
         out.append(CommitInfo.of(cid, node))

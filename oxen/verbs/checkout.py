@@ -20,6 +20,7 @@ from oxen.trees.tree import Change
 from oxen.verbs.status import status as working_status
 from oxen.worktree.materialize import Materializer, remove_files
 from oxen.worktree.paths import Written
+from oxen.worktree.scope import Partial
 
 # Writes the given files into the working tree as their data arrives (clone, pull).
 StreamWrite = Callable[[list[FileRow]], Awaitable[list[Written]]]
@@ -41,13 +42,20 @@ async def apply_tree_change(
     record: Record = Record.HEAD,
     stream: StreamWrite | None = None,
     then: Callable[[], Awaitable[None]] | None = None,
+    scope: Partial | None = None,
 ) -> list[Written]:
     """Make the working tree hold each change's new side, and record it.
 
     Unless ``force``, nothing changes if a touched path has uncommitted changes or an
     untracked file stands in the way.  Files come from the local store, or from
     ``stream`` (which fetches as it writes; removals then wait until it is done).
-    ``then`` runs inside the recording transaction (moving refs, merge state)."""
+    ``then`` runs inside the recording transaction (moving refs, merge state).  Only
+    the paths a partial clone holds are written (``scope``: that scope, when the caller
+    is changing it; else the recorded one)."""
+    staged_changes = changes
+    partial = scope if scope is not None else await repo.partial()
+    if partial.paths is not None:  # the working tree holds only the paths in scope
+        changes = {p: c for p, c in changes.items() if partial.holds(p)}
     if not force:
         await refuse_overwrites(repo, changes)
     writes = [c.new for c in changes.values() if c.new is not None]
@@ -64,7 +72,13 @@ async def apply_tree_change(
             await repo.db.update_head_files(writes, deletes)
             await repo.db.unstage(list(await repo.db.staged(list(changes))))
         else:
-            await repo.db.stage([*writes, *(FileRow(p, None, 0, None, 0) for p in deletes)])
+            # a merge commits every path, held here or not
+            await repo.db.stage(
+                [
+                    c.new if c.new is not None else FileRow(p, None, 0, None, 0)
+                    for p, c in staged_changes.items()
+                ]
+            )
         await repo.db.delete_stats(deletes)
         await repo.remember_stats(written)
         if then is not None:
@@ -92,25 +106,36 @@ async def write_files(
 
 
 async def chunks_held(repo: Repository, rows: list[FileRow]) -> dict[bytes, list[bytes]]:
-    """Each row's chunk ids, once the local store is known to hold every one of them."""
+    """Each row's chunk ids, once the local store holds every one of them: what it lacks
+    is fetched from the remote (a partial clone), or refused before anything changes."""
+    chunks, lacking = await _lacking(repo, rows)
+    if lacking and repo.on_demand is not None:
+        await repo.on_demand.files(lacking)
+        chunks, lacking = await _lacking(repo, rows)
+    if not lacking:
+        return chunks
+    first = sorted(r.path for r in lacking)[0]
+    raise MissingObject(
+        f"this clone does not hold the data of {len(lacking)} file(s) this needs "
+        f"(e.g. {first}); nothing was changed: run it online (with a remote, without "
+        "--offline), or `oxen fetch-data --all-history` first"
+    )
+
+
+async def _lacking(
+    repo: Repository, rows: list[FileRow]
+) -> tuple[dict[bytes, list[bytes]], list[FileRow]]:
+    """(each row's chunk ids, the rows whose data the store lacks some of)."""
     quiet = null_progress("", None, "")
     try:
         chunks = await Materializer(repo.root, repo.objects, repo.db, quiet).chunk_ids(rows)
-    except MissingObject:
-        chunks = None
-    if chunks is not None:
-        wanted = {c for ids in chunks.values() for c in ids}
-        held = await repo.db.locate(wanted)
-        if len(held) == len(wanted):
-            return chunks
-        lacking = [r.path for r in rows if any(c not in held for c in chunks.get(r.id, ()))]  # type: ignore[arg-type]
-    else:
-        lacking = [r.path for r in rows]
-    raise MissingObject(
-        f"this clone does not hold the data of {len(lacking)} file(s) this needs "
-        f"(e.g. {sorted(lacking)[0]}); nothing was changed: run `oxen fetch --all` to get "
-        "every version's data, then try again"
-    )
+    except MissingObject:  # a chunk list absent: which rows it belongs to is not known
+        return {}, list(rows)
+    wanted = {c for ids in chunks.values() for c in ids}
+    held = await repo.db.locate(wanted)
+    if len(held) == len(wanted):
+        return chunks, []
+    return chunks, [r for r in rows if any(c not in held for c in chunks.get(r.id, ()))]  # type: ignore[arg-type]
 
 
 async def refuse_overwrites(repo: Repository, changes: dict[str, Change]) -> None:
@@ -156,7 +181,9 @@ async def switch_to(
     """Make the working tree and HEAD's file table hold ``target``'s tree."""
     old_tree = (await repo.read_commit(current)).tree if current else None
     new_tree = (await repo.read_commit(target)).tree
-    changes = await repo.trees.diff(old_tree, new_tree)
+    partial = await repo.partial()
+    within = partial.reaches if partial.paths is not None else None
+    changes = await repo.trees.diff(old_tree, new_tree, within=within)
     await apply_tree_change(repo, changes, progress, then=then)
     return changes
 

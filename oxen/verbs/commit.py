@@ -47,10 +47,11 @@ async def commit(repo: Repository, message: str, allow_empty: bool = False) -> b
     await repo.objects.write_nodes([*nodes, (commit_id, data)])
     crash_point("commit-objects")
     companions = await merge_state.companions(repo)
+    partial = await repo.partial()  # clone's merge commits paths it does not hold)
     async with repo.db.transaction():
         await repo.move_head(branch, parent, commit_id)
-        await repo.db.update_head_files(
-            [r for r in staged.values() if r.id is not None],
+        await repo.db.update_head_files(  # what the working tree holds (a partial
+            [r for r in staged.values() if r.id is not None and partial.holds(r.path)],
             [p for p, r in staged.items() if r.id is None],
         )
         await repo.db.clear_staged()

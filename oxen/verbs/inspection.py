@@ -104,6 +104,8 @@ class FsckReport:
     bytes: int = 0
     commits: int = 0
     problems: list[str] = field(default_factory=list)
+    absent_held: int = 0  # objects not here that the remote holds (a partial clone)
+    absent_unchecked: int = 0  # ...not asked of the remote (offline)
 
 
 def node_as_dict(node: Node) -> dict[str, Any]:
@@ -302,9 +304,42 @@ async def fsck(repo: Repository) -> FsckReport:
         damaged.update(dict.fromkeys((oid for oid, *_ in lost), f"its pack {hex_id} is missing"))
     # every commit and tree node of the history; the data (chunk lists and chunks) of the
     # tips only: a clone or fetch brings older versions' data only when asked (--all)
+    # (a partial clone: what it does not hold is asked of its remote, below)
     tips = await repo.refs.tips()
-    history = await check_reachable(repo.objects, tips, damaged=damaged, follow=HISTORY)
-    data = await check_reachable(repo.objects, tips, damaged=damaged, follow=TIPS_DATA)
+    partial = await repo.partial()
+    shallow = await repo.objects.read_nodes(partial.shallow)
+    stop = {p for n in shallow.values() if isinstance(n, CommitNode) for p in n.parents}
+    absent: dict[bytes, str] = {}
+    history = await check_reachable(
+        repo.objects, tips, damaged=damaged, follow=HISTORY, absent=absent, stop=stop
+    )
+    data = await check_reachable(
+        repo.objects, tips, damaged=damaged, follow=TIPS_DATA, absent=absent, stop=stop
+    )
     report.commits = history.commits
     report.problems.extend(dict.fromkeys(str(p) for p in history.problems + data.problems))
+    await _account_absent(repo, partial.is_partial, absent, report)
     return report
+
+
+async def _account_absent(
+    repo: Repository, partial: bool, absent: dict[bytes, str], report: FsckReport
+) -> None:
+    """Objects not stored here: held by the remote (a partial clone's normal state),
+    lost (the remote lacks them too), or, offline, unchecked (an error unless the clone
+    is partial)."""
+    if not absent:
+        return
+    if repo.on_demand is not None:
+        lacking = await repo.on_demand.lacks(sorted(absent))
+        report.absent_held = len(absent) - len(lacking)
+        report.problems.extend(
+            f"{absent[oid]} {oid.hex()} is referenced but is stored neither here nor on the remote"
+            for oid in sorted(lacking)
+        )
+    elif partial:
+        report.absent_unchecked = len(absent)
+    else:
+        report.problems.extend(
+            f"{kind} {oid.hex()} is referenced but is not stored" for oid, kind in absent.items()
+        )

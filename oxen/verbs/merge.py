@@ -104,6 +104,7 @@ async def merge(
             )
     await refuse_overwrites(repo, take)
     if conflicts:
+        await _hold_conflicts(repo, conflicts, d_ours)
         conflicts = await _write_companions(repo, conflicts, d_theirs)
 
     async def begin_merge() -> None:
@@ -114,6 +115,23 @@ async def merge(
         return MergeResult("merged", await commit(repo, label or f"Merge branch '{name}'"))
     paths = [c.path for c in conflicts]
     raise MergeConflict(f"merge of {name} stopped with {len(paths)} conflicting path(s)", paths)
+
+
+async def _hold_conflicts(
+    repo: Repository, conflicts: list[ConflictRow], d_ours: dict[str, Change]
+) -> None:
+    """A partial clone brings our side of conflicts outside what it holds (only those
+    files' data is fetched) and holds those paths from now on, so they can be resolved."""
+    partial = await repo.partial()
+    outside = [c.path for c in conflicts if not partial.holds(c.path)]
+    if not outside:
+        return
+    ours = [row for p in outside if (row := d_ours[p].new) is not None]
+    written = await write_files(repo, ours)
+    async with repo.db.transaction():
+        await repo.db.update_head_files(ours, [])
+        await repo.remember_stats(written)
+        await repo.set_partial(partial.widened(outside))
 
 
 async def _write_companions(

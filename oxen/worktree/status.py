@@ -22,6 +22,7 @@ from oxen.formats.refnames import branch_of
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.listings import Listings
 from oxen.worktree.paths import OXEN_DIR, fs_clock, is_under, iter_file_names
+from oxen.worktree.scope import PARTIAL_KEY, WHOLE, Partial
 from oxen.worktree.status_index import load_index, save_stats
 
 PARALLEL_MIN = 5000  # files; below this a second process costs more than it saves
@@ -53,6 +54,7 @@ class Status:
         self.untracked: list[str] = []
         self.conflicts: list[str] = []
         self.current: dict[str, tuple[bytes, int]] = {}
+        self.partial = WHOLE  # what a partial clone holds
 
     @property
     def clean(self) -> bool:
@@ -68,6 +70,11 @@ class Status:
     def as_dict(self) -> dict:
         out: dict = {"branch": self.branch, "head": self.head, "merging": self.merging}
         out.update({name: getattr(self, name) for name in LISTS})
+        if self.partial.is_partial:
+            out["partial"] = {
+                "paths": self.partial.paths,
+                "shallow": sorted(c.hex() for c in self.partial.shallow),
+            }
         return out
 
 
@@ -92,6 +99,12 @@ def compute_status(root, prefix: str = "", parallel: bool = False, current: bool
         rows = index.rows
         if prefix:
             rows = {p: r for p, r in rows.items() if is_under(p, prefix)}
+        partial_state = conn.execute(
+            "SELECT value FROM state WHERE key = ?", (PARTIAL_KEY,)
+        ).fetchone()
+        if partial_state is not None:  # a partial clone: paths not held are not "deleted"
+            status.partial = Partial.decode(partial_state[0])
+            rows = {p: r for p, r in rows.items() if status.partial.holds(p)}
         status.staged_added = [p for p in index.added if is_under(p, prefix)]
         status.staged_modified = [p for p in index.modified if is_under(p, prefix)]
         status.staged_removed = [p for p in index.removed if is_under(p, prefix)]

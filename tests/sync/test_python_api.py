@@ -131,11 +131,12 @@ async def test_checkout_of_a_branch_only_the_remote_has(
         await b.close()
 
 
-async def test_a_clone_lacking_old_data_refuses_before_changing_anything(
+async def test_a_clone_lacking_old_data_fetches_it_or_offline_refuses_first(
     server: Server, token: str, tmp_path: Path
 ) -> None:
     """A default clone holds the tip's data only: checking out or restoring an older
-    version refuses in one line naming `oxen fetch --all`, with the tree untouched."""
+    version fetches exactly what it lacks; offline it refuses in one line naming
+    `oxen fetch-data`, with the tree untouched."""
     url = server.url("ns/old-data")
     await remotes.create_remote(url)
     a = await AsyncRepo.init(tmp_path / "a")
@@ -150,14 +151,19 @@ async def test_a_clone_lacking_old_data_refuses_before_changing_anything(
     await a.push()
     b, _ = await AsyncRepo.clone(url, tmp_path / "b")
     try:
+        b.go_offline()
         before = {p.name: p.read_bytes() for p in b.root.iterdir() if p.is_file()}
-        with pytest.raises(OxenError, match=r"fetch --all.*|nothing was changed"):
+        with pytest.raises(OxenError, match=r"nothing was changed.*fetch-data"):
             await b.checkout(old.hex())
-        with pytest.raises(OxenError, match="fetch --all"):
+        with pytest.raises(OxenError, match="fetch-data"):
             await b.restore([str(b.root / "data.bin")], source=old.hex())
         after = {p.name: p.read_bytes() for p in b.root.iterdir() if p.is_file()}
         assert after == before and (await b.head()).branch == "main"
         assert (await b.status()).clean
+        b.go_online()
+        await b.restore([str(b.root / "data.bin")], source=old.hex())
+        assert (b.root / "data.bin").read_text() == "version one"
+        await b.restore([str(b.root / "data.bin")])
         await b.fetch(all_data=True)
         await b.checkout(old.hex())
         assert (b.root / "data.bin").read_text() == "version one"
