@@ -129,7 +129,11 @@ async def add(
         and p not in on_disk
         and any(is_under(p, t) for t in targets)
     ]
+    partial = await repo.partial()
+    outside = [r.path for r in stage if not partial.holds(r.path)]
     async with repo.db.transaction():
+        if outside:  # a partial clone holds what it adds from now on
+            await repo.set_partial(partial.widened(outside))
         await repo.db.add_chunk_maps(ingestor.chunk_maps)
         await repo.db.stage(stage + removals)
         await repo.db.unstage(unstage + vanished_adds)

@@ -88,7 +88,10 @@ def test_subtree_clone_commits_and_pushes_keeping_what_it_does_not_hold(
     assert received(out) < 0.4 * full
     write(b, "images/img0.png", b"relabelled")
     write(b, "images/new.png", b"new image")
-    ok(b, "add", "images")
+    write(b, "notes/readme.txt", b"a new folder, outside the subtree")
+    ok(b, "add", "images", "notes")
+    status = ok(b, "status")
+    assert "new file:  notes/readme.txt" in status and "Untracked" not in status
     ok(b, "commit", "-m", "edit images in a subtree clone")
     assert "working tree clean" in ok(b, "status")
     ok(b, "push")
@@ -98,8 +101,13 @@ def test_subtree_clone_commits_and_pushes_keeping_what_it_does_not_hold(
     want = tree_bytes(a)
     want["images/img0.png"] = b"relabelled"
     want["images/new.png"] = b"new image"
+    want["notes/readme.txt"] = b"a new folder, outside the subtree"
     assert tree_bytes(c) == want
-    assert "ok" in ok(c, "fsck").lower() or run(c, "fsck").returncode == 0
+    assert ok(c, "fsck").rstrip().endswith(": ok")
+    # the subtree clone: what it lacks is held by the remote, and offline it says so
+    fsck = ok(b, "fsck")
+    assert "not held here and are held by the remote" in fsck and fsck.rstrip().endswith("ok")
+    assert "run online to check" in ok(b, "fsck", "--offline")
 
 
 def test_depth_clone_stays_shallow_and_can_push(
