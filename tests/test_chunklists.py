@@ -89,3 +89,56 @@ async def test_lists_must_cover_exactly_their_file(repo: AsyncRepo) -> None:
             await chunklists.expand(objects, {top: size})
     with pytest.raises(CorruptObject, match="different sizes"):
         chunklists.declared_sizes([(flat, 1), (None, 5), (flat, 2)])
+
+
+def expected_span(ids: list[bytes], lengths: list[int], start: int, end: int) -> tuple:
+    """(offset of the first chunk, ids, lengths) of the chunks holding start..end."""
+    out, offset, first = [], 0, None
+    for cid, length in zip(ids, lengths, strict=True):
+        if offset < end and offset + length > start:
+            first = offset if first is None else first
+            out.append((cid, length))
+        offset += length
+    return (first if first is not None else start, [c for c, _ in out], [n for _, n in out])
+
+
+@pytest.mark.parametrize("count", [2, 300, 9000])  # a flat list; an index of lists
+async def test_a_span_expands_to_the_chunks_that_hold_it(repo: AsyncRepo, count: int) -> None:
+    ids, lengths = fake_chunks(count)
+    top, nodes = chunklists.build(ids, lengths)
+    await repo.objects.write_nodes(nodes)
+    size = sum(lengths)
+    rng = random.Random(count)
+    bounds = [0, 1, lengths[0] - 1, lengths[0], lengths[0] + 1, size // 2, size - 1, size]
+    spans = [(a, b) for a in bounds for b in bounds if a < b]
+    spans += sorted((rng.randrange(size), rng.randrange(size)) for _ in range(20))
+    for start, end in spans:
+        if start >= end:
+            continue
+        run = await chunklists.expand_span(repo.objects, b"f" * 32, top, size, start, end)
+        assert (run.offset, run.ids, run.lengths) == expected_span(ids, lengths, start, end)
+
+
+async def test_a_span_of_a_large_file_reads_only_the_lists_it_touches(repo: AsyncRepo) -> None:
+    ids, lengths = fake_chunks(9000)
+    top, nodes = chunklists.build(ids, lengths)
+    await repo.objects.write_nodes(nodes)
+    index = decode_node(dict(nodes)[top])
+    assert isinstance(index, ChunkIndex)
+    read: list[bytes] = []
+    real = repo.objects.read_nodes
+
+    async def counting(wanted, cache=True):  # type: ignore[no-untyped-def]
+        read.extend(wanted)
+        return await real(wanted, cache)
+
+    repo.objects.read_nodes = counting  # type: ignore[method-assign]
+    await chunklists.expand_span(repo.objects, b"f" * 32, top, sum(lengths), 0, 10)
+    assert read == [top, index.lists[0]]
+
+
+async def test_a_file_of_one_chunk_is_its_own_chunk(repo: AsyncRepo) -> None:
+    run = await chunklists.expand_span(repo.objects, b"f" * 32, None, 100, 10, 20)
+    assert (run.offset, run.ids, run.lengths) == (0, [b"f" * 32], [100])
+    empty = await chunklists.expand_span(repo.objects, b"f" * 32, None, 0, 0, 0)
+    assert empty.ids == []

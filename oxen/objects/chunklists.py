@@ -11,6 +11,7 @@ ChunkIndex of those groups.  Appending 1% to a 1 GiB file then rewrites one grou
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from oxen.errors import CorruptObject
 from oxen.formats.nodes import ChunkIndex, ChunkList, encode_with_id
@@ -119,3 +120,66 @@ def _check_index(oid: bytes, node: ChunkIndex, size: int) -> None:
 def children(node: object) -> tuple[bytes, ...]:
     """The ChunkList ids under a ChunkIndex (none for anything else)."""
     return node.lists if isinstance(node, ChunkIndex) else ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRun:
+    """Consecutive chunks of a file, the first starting at byte ``offset`` of it."""
+
+    offset: int
+    ids: list[bytes]
+    lengths: list[int]
+
+
+async def expand_span(
+    objects: ObjectStore, file_id: bytes, top: bytes | None, size: int, start: int, end: int
+) -> ChunkRun:
+    """The chunks holding bytes ``start`` to ``end`` (exclusive) of a file of ``size``
+    bytes whose id is ``file_id`` and chunk list ``top`` (None: one chunk, the file id).
+
+    Of a ChunkIndex only the lists the span touches are read; checked as :func:`expand`
+    checks them, and not kept in the node cache (a large file's lists are read once).
+    """
+    if top is None:
+        return ChunkRun(0, [file_id], [size]) if size and start < end else ChunkRun(0, [], [])
+    node = (await objects.read_nodes([top], cache=False))[top]
+    if isinstance(node, ChunkList):
+        _check_list(top, node, size)
+        return _within(ChunkRun(0, list(node.ids), list(node.lengths)), start, end)
+    if not isinstance(node, ChunkIndex):
+        raise CorruptObject(f"node {top.hex()} is not a chunk list")
+    _check_index(top, node, size)
+    offset, first, picked = 0, 0, []
+    for child, covered, count in zip(node.lists, node.sizes, node.counts, strict=True):
+        if offset < end and offset + covered > start:
+            if not picked:
+                first = offset
+            picked.append((child, covered, count))
+        offset += covered
+    leaves = await objects.read_nodes({c for c, _, _ in picked}, cache=False)
+    ids: list[bytes] = []
+    lengths: list[int] = []
+    for child, covered, count in picked:
+        leaf = leaves[child]
+        if not isinstance(leaf, ChunkList) or len(leaf.ids) != count:
+            raise CorruptObject(f"chunk index {top.hex()} does not match its lists")
+        _check_list(child, leaf, covered)
+        ids.extend(leaf.ids)
+        lengths.extend(leaf.lengths)
+    return _within(ChunkRun(first, ids, lengths), start, end)
+
+
+def _within(run: ChunkRun, start: int, end: int) -> ChunkRun:
+    """The chunks of ``run`` that hold a byte of ``start`` to ``end``."""
+    offset, lo, hi = run.offset, None, 0
+    for i, length in enumerate(run.lengths):
+        if offset >= end:
+            break
+        if offset + length > start:
+            lo = i if lo is None else lo
+            hi = i + 1
+        offset += length
+    if lo is None:
+        return ChunkRun(start, [], [])
+    skipped = run.offset + sum(run.lengths[:lo])
+    return ChunkRun(skipped, run.ids[lo:hi], run.lengths[lo:hi])
