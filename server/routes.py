@@ -14,7 +14,9 @@ from aiohttp import web
 from oxen.errors import InvalidInput
 from oxen.formats.ids import ID_LEN, from_hex, split_ids
 from oxen.objects.temp_files import temp_path
+from oxen.server import files
 from oxen.server.auth import Role, needs
+from oxen.server.protocol import plain_http
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
@@ -224,3 +226,20 @@ async def fetch_objects(request: web.Request) -> web.StreamResponse:
             return response
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+@routes.get("/api/repos/{namespace}/{name}/files/{path:.+}")
+@needs(Role.READER)
+@plain_http
+async def read_file(request: web.Request) -> web.StreamResponse:
+    """One file of a revision (``?rev=``, default main), whole or one byte range."""
+    async with served(request) as repo:
+        return await files.send_file(request, repo)
+
+
+@routes.get("/api/repos/{namespace}/{name}/chunks/{path:.+}")
+@needs(Role.READER)
+async def file_chunks(request: web.Request) -> web.Response:
+    """The lengths of a file's chunks: what a client needs to check its bytes."""
+    async with served(request) as repo:
+        return await files.send_chunk_lengths(request, repo)

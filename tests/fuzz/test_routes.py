@@ -235,6 +235,8 @@ ROUTES = [
     ("POST", f"{BASE}/objects/fetch"),
     ("PUT", f"{BASE}/refs/heads/main"),
     ("DELETE", f"{BASE}/refs/heads/main"),
+    ("GET", f"{BASE}/files/f0.txt"),
+    ("GET", f"{BASE}/chunks/f0.txt"),
 ]
 
 
@@ -554,3 +556,50 @@ PACKS = st.one_of(
 def test_packs(live: Fuzzed, body: bytes) -> None:
     sent = with_length(Sent(b"POST", f"{BASE}/packs".encode(), live.auth(live.writer), body))
     send_and_check(live, sent, "routes: packs")
+
+
+# -- file reads: revisions, paths and ranges ---------------------------------------------------
+
+FILES = {"f0.txt": b"first file", "f1.txt": b"second file"}  # in C1 and C2, one each
+RANGES = ["bytes=0-3", "bytes=10-", "bytes=3-", "bytes=-0", "bytes=-4", "bytes=9-9"]
+RANGES += ["bytes=11-12", "bytes=4-2", "bytes=0-1,3-4", "bytes=", "bytes=-", "items=0-1", "bytes=1-99"]
+RANGES += ["bytes=0-" + "9" * 50, "bytes=\u0661-2", "bytes=+1-2", " bytes = 2 - 3 ", ""]
+
+
+@st.composite
+def file_requests(draw: st.DrawFn, live: Fuzzed) -> Sent:
+    route = pick(draw, ["files"] * 4 + ["chunks"])
+    odd_paths = ["f2.txt", "f0.txt/x", "..", "%2e%2e/f0.txt", ".oxen", "a//b"]
+    path = pick(draw, ["f0.txt"] * 8 + ["f1.txt"] * 2 + odd_paths)
+    rev = pick(draw, [None, "main", SEED.c1.hex(), SEED.c1.hex().upper()] * 2 + [SEED.c2.hex()])
+    if path == "f1.txt":  # in C2 only
+        rev = SEED.c2.hex()
+    rev = rev if draw(st.integers(0, 4)) else pick(draw, [*BRANCHES, *ODD_COMMITS[:5], "%00"])
+    target = f"{BASE}/{route}/{path}" + ("" if rev is None else f"?rev={quote(str(rev))}")
+    headers = live.auth(pick(draw, [live.reader, live.writer]))
+    if draw(st.integers(0, 3)):
+        headers.append(header("Range", pick(draw, RANGES)))
+    if draw(st.integers(0, 3)) == 0:
+        etag = f'"{hash_bytes(FILES["f0.txt"]).hex()}"'
+        headers.append(header("If-Range", pick(draw, [etag, '"x"', "garbage"])))
+    return Sent(pick(draw, [b"GET"] * 3 + [b"HEAD"]), target.encode(), headers, b"")
+
+
+@fuzz_settings(200)
+@given(st.data())
+def test_file_reads(live: Fuzzed, data: st.DataObject) -> None:
+    sent = data.draw(file_requests(live))
+    answer = send_and_check(live, sent, "routes: file reads")
+    path = urlsplit(sent.target.decode()).path
+    content = FILES.get(path.rsplit("/", 1)[-1], b"")
+    if answer.status == 416:
+        assert answer.headers["content-range"] == f"bytes */{len(content)}"
+    if answer.status not in (200, 206) or "/chunks/" in path:
+        return
+    assert answer.headers["etag"] == f'"{hash_bytes(content).hex()}"'
+    if answer.status == 200:
+        assert answer.headers["content-length"] == str(len(content))
+        assert sent.method == b"HEAD" or answer.body == content
+        return
+    first, last = answer.headers["content-range"].split()[1].split("/")[0].split("-")
+    assert sent.method == b"HEAD" or answer.body == content[int(first) : int(last) + 1]

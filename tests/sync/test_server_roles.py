@@ -52,6 +52,8 @@ async def test_each_route_needs_its_role(server: Server, tmp_path: Path) -> None
         # past the role check: refused for what they ask, not for who asks
         ("PUT", base + "/refs/heads/main", {"old": None, "new": "ab" * 32}, 400, Role.WRITER),
         ("DELETE", base + "/refs/heads/main", {"old": "ab" * 32}, 404, Role.WRITER),
+        ("GET", base + "/files/x.txt", None, 404, Role.READER),  # no branch main yet
+        ("GET", base + "/chunks/x.txt", None, 404, Role.READER),
         ("DELETE", base, None, 200, Role.ADMIN),
     ]
     for method, url, body, status, least in cases:
