@@ -32,6 +32,9 @@ HANDLERS = {
 # command -> its parser: a command's arguments are parsed by its own parser, intermixed
 # (``push origin -d BRANCH``), and its mistakes are shown with its own usage
 COMMANDS: dict[str, argparse.ArgumentParser] = {}
+# command -> its actions (``remote`` -> add, remove, rename): "remote add" is parsed by its
+# own parser, registered in COMMANDS and HANDLERS under that two-word name
+ACTIONS: dict[str, set[str]] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="never fetch what a partial clone lacks: refuse instead (or OXEN_OFFLINE=1)",
             )
         return COMMANDS[name]
+
+    def action(name: str, verb: str, help: str, handler: str) -> argparse.ArgumentParser:
+        """``oxen NAME VERB ...``: a command's action with its own arguments and usage."""
+        ACTIONS.setdefault(name, set()).add(verb)
+        HANDLERS[f"{name} {verb}"] = handler
+        parser = argparse.ArgumentParser(prog=f"oxen {name} {verb}", description=help)
+        COMMANDS[f"{name} {verb}"] = parser
+        return parser
 
     c = cmd("init", "Create an empty repository.")
     c.add_argument("dir", nargs="?", default=".")
@@ -140,8 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--host", required=True, metavar="HOST[:PORT]")
     c.add_argument("--scheme", default="http", choices=["http", "https"])
 
-    c = cmd("remote", "List remotes.", sync + "remote")
-    c.add_argument("-v", "--verbose", action="store_true")
+    c = cmd(
+        "remote",
+        "List remotes; oxen remote add|remove|rename changes them.",
+        sync + "remote",
+    )
+    c.usage = "oxen remote [-v] | oxen remote add NAME URL | remove NAME | rename OLD NEW"
+    c.add_argument("-v", "--verbose", action="store_true", help="show their URLs")
+    c = action("remote", "add", "Add a remote.", sync + "remote_add")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("url", metavar="URL")
+    c = action(
+        "remote",
+        "remove",
+        "Remove a remote and its remote-tracking branches.",
+        sync + "remote_remove",
+    )
+    c.add_argument("name", metavar="NAME")
+    c = action(
+        "remote",
+        "rename",
+        "Rename a remote and its remote-tracking branches.",
+        sync + "remote_rename",
+    )
+    c.add_argument("old", metavar="OLD")
+    c.add_argument("new", metavar="NEW")
 
     c = cmd("push", "Send a branch's new commits and data to a remote.", sync + "push")
     c.add_argument("remote", nargs="?", default="origin")
@@ -206,8 +240,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if not argv or argv[0].startswith("-"):
         return parser.parse_args(argv)
     command, rest = argv[0], argv[1:]
+    if rest and rest[0] in ACTIONS.get(command, ()):
+        command, rest = f"{command} {rest[0]}", rest[1:]
     if command not in COMMANDS:
-        near = difflib.get_close_matches(command, COMMANDS, n=3, cutoff=0.6)
+        known = [c for c in COMMANDS if " " not in c]
+        near = difflib.get_close_matches(command, known, n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(near)}?" if near else ""
         parser.error(f"{command!r} is not an oxen command{hint} (oxen -h lists them)")
     args = COMMANDS[command].parse_intermixed_args(rest)

@@ -30,7 +30,7 @@ def create_remote(args: argparse.Namespace) -> int:
         raise OxenError("--name must be NAMESPACE/NAME")
     url = asyncio.run(remotes.create_remote(f"{args.scheme}://{args.host}/{namespace}/{name}"))
     print(f"created {url}")
-    print(f"add it to a repository with: oxen config --set-remote origin {url}")
+    print(f"add it to a repository with: oxen remote add origin {url}")
     return 0
 
 
@@ -49,6 +49,35 @@ def remote(args: argparse.Namespace) -> int:
 
     for name, url in sorted(asyncio.run(go()).items()):
         print(f"{name}\t{url}" if args.verbose else name)
+    return 0
+
+
+def remote_add(args: argparse.Namespace) -> int:
+    async def go() -> None:
+        async with await Repository.open() as repo:
+            await remotes.add_remote(repo, args.name, args.url)
+
+    asyncio.run(go())
+    return 0
+
+
+def remote_remove(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await Repository.open() as repo:
+            return await remotes.remove_remote(repo, args.name)
+
+    dropped = asyncio.run(go())
+    print(f"removed remote {args.name} and its {dropped} remote-tracking branch(es)")
+    return 0
+
+
+def remote_rename(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await Repository.open() as repo:
+            return await remotes.rename_remote(repo, args.old, args.new)
+
+    moved = asyncio.run(go())
+    print(f"renamed remote {args.old} to {args.new} ({moved} remote-tracking branch(es) moved)")
     return 0
 
 

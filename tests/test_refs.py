@@ -146,6 +146,25 @@ async def test_head_and_remote_tracking_refs(tmp_path: Path) -> None:
         await db.close()
 
 
+async def test_a_remote_s_tracking_refs_are_dropped_or_renamed_together(tmp_path: Path) -> None:
+    db = await RepoDB.open(tmp_path)
+    try:
+        refs = Refs(db)
+        await refs.set_remotes("origin", {"main": A, "feature/x": B})
+        await refs.set_remotes("origin2", {"main": C})  # a name origin is a prefix of
+        await refs.set_remotes("up", {"stale": C})  # left by a remote removed long ago
+        assert await refs.rename_remote("origin", "up") == 2
+        assert await refs.remote_branches("origin") == {}
+        assert await refs.remote_branches("up") == {"main": A, "feature/x": B}
+        assert await refs.lookup("up/feature/x") == B
+        assert await refs.drop_remote("up") == 2
+        assert await refs.remote_branches("up") == {}
+        assert await refs.remote_branches("origin2") == {"main": C}
+        assert await refs.drop_remote("nobody") == 0
+    finally:
+        await db.close()
+
+
 def test_ancestry_suffixes() -> None:
     assert split_ancestry("main~2") == ("main", 2)
     assert split_ancestry("HEAD^^") == ("HEAD", 2)

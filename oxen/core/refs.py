@@ -98,6 +98,25 @@ class Refs:
         if (cid := await self.db.get_ref(ref)) is not None:
             await self.db.remove_ref_if_equals(ref, cid)
 
+    async def drop_remote(self, remote: str) -> int:
+        """Drop every remote-tracking branch of ``remote`` (it is removed); returns how many."""
+        async with self.db.transaction():
+            tracked = await self.remote_branches(remote)
+            for branch, cid in tracked.items():
+                await self.db.remove_ref_if_equals(remote_ref(remote, branch), cid)
+        return len(tracked)
+
+    async def rename_remote(self, old: str, new: str) -> int:
+        """Move ``old``'s remote-tracking branches under ``new`` (in one transaction);
+        returns how many."""
+        async with self.db.transaction():
+            await self.drop_remote(new)  # orphans: ``new`` names no remote yet
+            tracked = await self.remote_branches(old)
+            for branch, cid in tracked.items():
+                await self.db.force_ref(remote_ref(new, branch), cid)
+                await self.db.remove_ref_if_equals(remote_ref(old, branch), cid)
+        return len(tracked)
+
     async def set_remotes(self, remote: str, branches: dict[str, bytes]) -> None:
         async with self.db.transaction():
             for branch, commit in branches.items():
