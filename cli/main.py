@@ -177,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("old", metavar="OLD")
     c.add_argument("new", metavar="NEW")
 
+    c = cmd(
+        "download",
+        "Write one file of a remote repository here (needs no repository).",
+        sync + "download",
+    )
+    c.add_argument(
+        "url", metavar="URL", help="the repository: http[s]://HOST[:PORT]/NAMESPACE/NAME"
+    )
+    c.add_argument("path", metavar="PATH", help="the file's path in the repository")
+    c.add_argument("--rev", help="a branch or a full commit id (default: main)")
+    c.add_argument(
+        "-o",
+        "--output",
+        dest="out",
+        metavar="OUT",
+        help="the file to write, or a folder to write it in (default: its name, here)",
+    )
+    c.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+
     c = cmd("push", "Send a branch's new commits and data to a remote.", sync + "push")
     c.add_argument("remote", nargs="?", default="origin")
     c.add_argument("branch", nargs="?")

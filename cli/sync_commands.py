@@ -1,4 +1,5 @@
-"""Commands that talk to a remote: create-remote, remote, push, pull, fetch, clone.
+"""Commands that talk to a remote: create-remote, remote, download, push, pull, fetch,
+clone.
 
 Each calls one verb of :mod:`oxen.sync` over a connection from :mod:`oxen.sync.remotes`.
 """
@@ -16,6 +17,7 @@ from oxen.errors import OxenError
 from oxen.sync import data, remotes
 from oxen.sync.clone import CloneMode
 from oxen.sync.clone import clone as clone_repo
+from oxen.sync.download import download as download_file
 from oxen.sync.fetch import fetch as fetch_repo
 from oxen.sync.fetch import pull as pull_repo
 from oxen.sync.on_demand import remote_name_of
@@ -78,6 +80,18 @@ def remote_rename(args: argparse.Namespace) -> int:
 
     moved = asyncio.run(go())
     print(f"renamed remote {args.old} to {args.new} ({moved} remote-tracking branch(es) moved)")
+    return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    url = RemoteURL.parse(args.url)
+
+    async def go() -> str:
+        async with remotes.connect(url, jobs=1) as client:
+            r = await download_file(client, args.path, args.rev, args.out, args.force, bar)
+        return f"wrote {r.out}: {r.path} at {r.commit.hex()[:10]}, {human_size(r.size)}"
+
+    print(asyncio.run(go()))
     return 0
 
 

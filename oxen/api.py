@@ -14,6 +14,7 @@ from oxen.repo import (
     CommitInfo,
     DataResult,
     DiffEntry,
+    DownloadResult,
     FetchResult,
     FileInfo,
     FsckReport,
@@ -22,11 +23,23 @@ from oxen.repo import (
     PushResult,
     TreeRow,
 )
+from oxen.repo import download as download_async
 from oxen.worktree.paths import OXEN_DIR, find_root
 from oxen.worktree.scope import Partial
 from oxen.worktree.status import Status
 
 T = TypeVar("T")
+
+
+def download(
+    url: str,
+    path: str,
+    rev: str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> DownloadResult:
+    """Write one file of a remote repository to ``out`` (see :func:`oxen.repo.download`)."""
+    return asyncio.run(download_async(url, path, rev, out, force))
 
 
 class Repo:

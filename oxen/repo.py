@@ -15,9 +15,11 @@ from oxen.core.repository import CommitInfo, OnDemandFactory, Repository
 from oxen.progress import ProgressFactory, null_progress
 from oxen.sync import clone as clone_mod
 from oxen.sync import data, on_demand, remotes
+from oxen.sync import download as download_mod
 from oxen.sync import fetch as fetch_mod
 from oxen.sync import push as push_mod
 from oxen.sync.data import DataResult
+from oxen.sync.download import DownloadResult
 from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
 from oxen.verbs import branches, checkout, diff, inspection, merge, staging
@@ -35,6 +37,7 @@ __all__ = [
     "CommitInfo",
     "DataResult",
     "DiffEntry",
+    "DownloadResult",
     "FetchResult",
     "FileInfo",
     "FsckReport",
@@ -43,7 +46,23 @@ __all__ = [
     "NodeInfo",
     "PushResult",
     "TreeRow",
+    "download",
 ]
+
+
+async def download(
+    url: str,
+    path: str,
+    rev: str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: ProgressFactory = null_progress,
+) -> DownloadResult:
+    """Write the file at ``path`` of the remote repository ``url``, at ``rev`` (a branch
+    or a full commit id; default main), to ``out`` (default: its name, here), checked
+    against its id. Needs no repository; refuses to overwrite a file unless ``force``."""
+    async with remotes.connect(remotes.RemoteURL.parse(url), jobs=1) as client:
+        return await download_mod.download(client, path, rev, out, force, progress)
 
 
 class AsyncRepo(Repository):

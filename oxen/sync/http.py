@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import msgpack
@@ -14,7 +17,14 @@ from oxen.config import load_auth_tokens
 from oxen.errors import NonFastForward, NotFound, RefError, RemoteError
 from oxen.formats.ids import from_hex, split_ids
 from oxen.formats.refnames import check_branch_name
-from oxen.sync.protocol import MISSING_BATCH, PROTOCOL_HEADER, PROTOCOL_VERSION, RemoteURL
+from oxen.sync.protocol import (
+    MISSING_BATCH,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    FileBody,
+    FileLayout,
+    RemoteURL,
+)
 
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
 
@@ -146,12 +156,65 @@ class HttpRemote:
             f.close()
             response.release()
 
+    async def file_layout(self, path: str, rev: str | None = None) -> FileLayout:
+        """The commit ``rev`` names (default: the server's, main), the id and size of the
+        file at ``path`` in it and the lengths of its chunks."""
+        response = await self._request("GET", _file_route("chunks", path), params=_rev(rev))
+        raw = await response.read()
+        self.bytes_received += len(raw)
+        try:
+            body = json.loads(raw)
+            lengths = body["lengths"]
+            if not isinstance(lengths, list) or not all(type(n) is int and n > 0 for n in lengths):
+                raise ValueError("chunk lengths are not positive integers")
+            size = body["size"]
+            if type(size) is not int or sum(lengths) != size:
+                raise ValueError("chunk lengths do not add up to the size")
+            return FileLayout(from_hex(body["commit"]), from_hex(body["id"]), size, lengths)
+        except (ValueError, TypeError, LookupError, RecursionError) as e:
+            raise RemoteError(f"the server answered a malformed file layout: {e}") from None
+
+    @asynccontextmanager
+    async def read_file(self, path: str, rev: str | None = None) -> AsyncIterator[FileBody]:
+        """The file at ``path`` in ``rev``: its id (ETag), size and commit, and its bytes
+        as they arrive (a cut-off answer is a RemoteError)."""
+        response = await self._request("GET", _file_route("files", path), params=_rev(rev))
+        try:
+            etag = response.headers.get("ETag", "").strip('"')
+            commit = response.headers.get("Oxen-Commit")
+            try:
+                oid = from_hex(etag)
+                cid = from_hex(commit) if commit is not None else None
+            except ValueError:
+                raise RemoteError(f"the server answered a malformed ETag: {etag[:80]!r}") from None
+            if response.content_length is None:
+                raise RemoteError("the server did not say how long the file is")
+            yield FileBody(oid, response.content_length, cid, self._pieces(response))
+        finally:
+            response.release()
+
+    async def _pieces(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for piece in response.content.iter_any():
+                self.bytes_received += len(piece)
+                yield piece
+        except aiohttp.ClientError as e:
+            raise RemoteError(f"the answer from {self.url.host} was cut off: {e}") from None
+
     async def update_ref(self, branch: str, old: bytes | None, new: bytes) -> None:
         body = {"old": old.hex() if old else None, "new": new.hex()}
         (await self._request("PUT", f"/refs/heads/{branch}", json=body)).release()
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         (await self._request("DELETE", f"/refs/heads/{branch}", json={"old": old.hex()})).release()
+
+
+def _file_route(kind: str, path: str) -> str:
+    return f"/{kind}/{quote(path, safe='/')}"
+
+
+def _rev(rev: str | None) -> dict[str, str]:
+    return {} if rev is None else {"rev": rev}
 
 
 def _reason(e: aiohttp.ClientConnectionError) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -56,6 +56,27 @@ class RemoteURL:
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """A file of a commit as the server describes it: enough to check its bytes (each
+    chunk hashed as it arrives, the file id made of those hashes)."""
+
+    commit: bytes
+    id: bytes
+    size: int
+    lengths: list[int]  # of its chunks, in order
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """The answer to a read of one file: what the server says it is, then its bytes."""
+
+    id: bytes
+    size: int
+    commit: bytes | None
+    pieces: AsyncIterator[bytes]
 
 
 class Remote(Protocol):
