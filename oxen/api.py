@@ -160,6 +160,15 @@ class Repo:
     def set_remote(self, name: str, url: str) -> None:
         self._run(lambda r: r.set_remote(name, url))
 
+    def add_remote(self, name: str, url: str) -> None:
+        self._run(lambda r: r.add_remote(name, url))
+
+    def remove_remote(self, name: str) -> int:
+        return self._run(lambda r: r.remove_remote(name))
+
+    def rename_remote(self, old: str, new: str) -> int:
+        return self._run(lambda r: r.rename_remote(old, new))
+
     def push(self, remote: str = "origin", branch: str | None = None, jobs: int = 4) -> PushResult:
         return self._run(lambda r: r.push(remote, branch, jobs))
 

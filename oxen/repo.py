@@ -147,6 +147,17 @@ class AsyncRepo(Repository):
     async def set_remote(self, name: str, url: str) -> None:
         await remotes.set_remote(self, name, url)
 
+    async def add_remote(self, name: str, url: str) -> None:
+        await remotes.add_remote(self, name, url)
+
+    async def remove_remote(self, name: str) -> int:
+        """Forget a remote and its remote-tracking branches (returns how many)."""
+        return await remotes.remove_remote(self, name)
+
+    async def rename_remote(self, old: str, new: str) -> int:
+        """Rename a remote; its remote-tracking branches move along (returns how many)."""
+        return await remotes.rename_remote(self, old, new)
+
     async def push(
         self,
         remote: str = "origin",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oxen.errors import DirtyWorkingTree, NothingToCommit, PathError, RefError
+from oxen.errors import DirtyWorkingTree, NothingToCommit, OxenError, PathError, RefError
 from oxen.formats.packs import Kind
 from oxen.repo import AsyncRepo
 from tests.conftest import write
@@ -301,3 +301,18 @@ async def test_add_spanning_many_packs(repo: AsyncRepo, workdir: Path) -> None:
     (workdir / "big.bin").unlink()
     await repo.restore(["big.bin"])
     assert (workdir / "big.bin").read_bytes() == data
+
+
+async def test_remotes_from_python(repo: AsyncRepo) -> None:
+    url = "http://127.0.0.1:3000/team/data"
+    await repo.add_remote("origin", url)
+    with pytest.raises(OxenError, match="remote origin already exists"):
+        await repo.add_remote("origin", url)
+    with pytest.raises(OxenError, match="invalid remote name"):
+        await repo.add_remote("a/b", url)
+    await repo.refs.set_remotes("origin", {"main": b"\xaa" * 32})
+    assert await repo.rename_remote("origin", "upstream") == 1
+    assert repo.remotes() == {"upstream": url}
+    assert await repo.refs.remote_branches("upstream") == {"main": b"\xaa" * 32}
+    assert await repo.remove_remote("upstream") == 1
+    assert repo.remotes() == {} and await repo.refs.remote_branches("upstream") == {}
