@@ -562,8 +562,9 @@ def test_packs(live: Fuzzed, body: bytes) -> None:
 
 FILES = {"f0.txt": b"first file", "f1.txt": b"second file"}  # in C1 and C2, one each
 RANGES = ["bytes=0-3", "bytes=10-", "bytes=3-", "bytes=-0", "bytes=-4", "bytes=9-9"]
-RANGES += ["bytes=11-12", "bytes=4-2", "bytes=0-1,3-4", "bytes=", "bytes=-", "items=0-1", "bytes=1-99"]
-RANGES += ["bytes=0-" + "9" * 50, "bytes=\u0661-2", "bytes=+1-2", " bytes = 2 - 3 ", ""]
+RANGES += ["bytes=11-12", "bytes=4-2", "bytes=0-1,3-4", "bytes=", "bytes=-", "items=0-1"]
+RANGES += ["bytes=1-99", "bytes=0-" + "9" * 50, "bytes=\u0661-2", "bytes=+1-2"]
+RANGES += [" bytes = 2 - 3 ", ""]
 
 
 @st.composite
