@@ -194,18 +194,22 @@ def run(quick: bool, runs: int | None) -> str:
         got = _clones(b, "w2", {"W2 clone": []}, runs)
         rows.append(got["W2 clone"])
         times, sizes = [], []
-        for r in range(runs):
-            out = root / f"download-{r}.parquet"
-            out.unlink(missing_ok=True)
-            t, n = b.timed(root, "download", b.url("w2"), "data.parquet", "-o", str(out))
-            times.append(t)
-            sizes.append(n)
-            out.unlink()
-        clone_t = statistics.median(got["W2 clone"][1])
-        rows.append(
-            ("W2 download data.parquet", times, sizes,
-             f"{statistics.median(times) / clone_t:.2f}x the clone's time")
-        )  # fmt: skip
+        try:
+            for r in range(runs):
+                out = root / f"download-{r}.parquet"
+                out.unlink(missing_ok=True)
+                t, n = b.timed(root, "download", b.url("w2"), "data.parquet", "-o", str(out))
+                times.append(t)
+                sizes.append(n)
+                out.unlink()
+        except RuntimeError as e:
+            rows.append(("W2 download data.parquet", [0.0], [0], f"failed: {e}"))
+        else:
+            clone_t = statistics.median(got["W2 clone"][1])
+            rows.append(
+                ("W2 download data.parquet", times, sizes,
+                 f"{statistics.median(times) / clone_t:.2f}x the clone's time")
+            )  # fmt: skip
     discard(root)
     return _table(rows, runs, quick)
 

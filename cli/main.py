@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         gc.disable()
     debug = bool(os.environ.get("OXEN_DEBUG"))
     try:
-        if args.command not in LOCAL_ONLY and not (args.offline or os.environ.get("OXEN_OFFLINE")):
+        if not (getattr(args, "offline", True) or os.environ.get("OXEN_OFFLINE")):
             from oxen.cli.progress import bar
             from oxen.sync.on_demand import enable
 
