@@ -197,7 +197,9 @@ class Repository:
             if cid is not None:
                 return cid
         if is_hex_prefix(base):
-            known = await history.ancestors(self.objects, await self.refs.tips())
+            shallow = (await self.partial()).shallow  # not past a --depth clone's history
+            stop = await history.parents_of(self.objects, shallow)
+            known = await history.ancestors(self.objects, await self.refs.tips(), stop)
             matches = [c for c in known if c.hex().startswith(base)]
             if len(matches) == 1:
                 return matches[0]

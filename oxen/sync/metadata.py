@@ -14,6 +14,7 @@ from oxen.formats.nodes import CommitNode, DirEntry, DirNode, VNode
 from oxen.progress import Progress
 from oxen.sync.protocol import Remote
 from oxen.sync.transfer import fetch_ids
+from oxen.trees import history
 from oxen.trees.tree import Within
 from oxen.trees.walk import Follow, walk_levels
 from oxen.worktree.scope import Partial
@@ -48,11 +49,8 @@ async def fetch_commits(
 ) -> None:
     """Commits reachable from ``tips``: ``depth`` generations at most, never past the
     ``shallow`` boundary this clone has already."""
-    stop: set[bytes] = set()
-    if shallow:
-        held = await repo.objects.read_nodes(shallow)
-        stop = {p for n in held.values() if isinstance(n, CommitNode) for p in n.parents}
-        stop -= set(await repo.db.locate(stop))  # parents fetched since are walked
+    stop = await history.parents_of(repo.objects, shallow)
+    stop -= set(await repo.db.locate(stop))  # parents fetched since are walked
 
     async def keep(level: list[bytes]) -> list[bytes]:
         return [c for c in level if c not in stop]

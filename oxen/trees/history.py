@@ -41,6 +41,12 @@ async def ancestors(
     return out
 
 
+async def parents_of(objects: ObjectStore, commits: Iterable[bytes]) -> set[bytes]:
+    """Every parent of ``commits`` (of a shallow clone's boundary: where walks stop)."""
+    nodes = await objects.read_nodes(commits)
+    return {p for n in nodes.values() if isinstance(n, CommitNode) for p in n.parents}
+
+
 async def is_ancestor(objects: ObjectStore, ancestor: bytes, tip: bytes) -> bool:
     """Whether ``ancestor`` is ``tip`` or reachable from it through parents."""
     async for level in walk_levels(objects, [tip], Follow.PARENTS):

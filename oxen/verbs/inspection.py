@@ -24,6 +24,7 @@ from oxen.formats.nodes import (
 from oxen.objects import chunklists
 from oxen.objects.pack_check import check_pack
 from oxen.objects.pack_index import stored_packs
+from oxen.trees import history as history_walks
 from oxen.trees.integrity import check_reachable
 from oxen.trees.walk import Follow
 
@@ -307,8 +308,7 @@ async def fsck(repo: Repository) -> FsckReport:
     # (a partial clone: what it does not hold is asked of its remote, below)
     tips = await repo.refs.tips()
     partial = await repo.partial()
-    shallow = await repo.objects.read_nodes(partial.shallow)
-    stop = {p for n in shallow.values() if isinstance(n, CommitNode) for p in n.parents}
+    stop = await history_walks.parents_of(repo.objects, partial.shallow)
     absent: dict[bytes, str] = {}
     history = await check_reachable(
         repo.objects, tips, damaged=damaged, follow=HISTORY, absent=absent, stop=stop

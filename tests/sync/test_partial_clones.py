@@ -120,6 +120,10 @@ def test_depth_clone_stays_shallow_and_can_push(
     assert tree_bytes(b) == tree_bytes(a)
     log = run(b, "log", "--oneline")
     assert len(log.stdout.splitlines()) == 1 and "--depth" in log.stderr
+    short = log.stdout.split()[0]  # an abbreviated id resolves without the older history
+    ok(b, "checkout", "--offline", short)
+    ok(b, "checkout", "--offline", "main")
+    assert "1 commits: ok" in ok(b, "fsck", "--offline")  # its history ends where it does
     write(b, "labels/l9.csv", b"one more label")
     ok(b, "add", "labels")
     ok(b, "commit", "-m", "from a shallow clone")
