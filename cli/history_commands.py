@@ -108,6 +108,19 @@ def checkout(args: argparse.Namespace) -> int:
     return 0
 
 
+def switch(args: argparse.Namespace) -> int:
+    """``checkout`` for branches: a commit only with ``--detach``, as git's switch."""
+
+    async def is_branch(repo: Repository) -> bool:
+        if await repo.refs.get(args.target) is not None:
+            return True
+        return any([await repo.refs.remote(r, args.target) for r in repo.config.remotes])
+
+    if not args.create and not args.detach and not with_repo(is_branch):
+        raise OxenError(f"no branch {args.target!r} (a commit: oxen switch --detach REV)")
+    return checkout(args)
+
+
 def merge(args: argparse.Namespace) -> int:
     if args.abort:
         with_repo(merge_verb.merge_abort)

@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("target")
     c.add_argument("-b", dest="create", action="store_true", help="create the branch first")
 
+    c = cmd(
+        "switch", "Switch to a branch (git's switch: checkout for branches).", history + "switch"
+    )
+    c.add_argument("target", metavar="BRANCH")
+    c.add_argument("-c", "--create", action="store_true", help="create the branch first")
+    c.add_argument("-d", "--detach", action="store_true", help="switch to a commit, detached")
+
     c = cmd("merge", "Merge a branch into the current one.", history + "merge")
     c.add_argument("branch", nargs="?")
     c.add_argument("--abort", action="store_true")

@@ -70,9 +70,10 @@ def test_no_data_clone_holds_history_and_fetches_what_it_is_asked(
     assert refused.returncode == 1 and "nothing was changed" in refused.stderr
     assert "fetch-data" in refused.stderr and "Traceback" not in refused.stderr
     assert tree_bytes(b) == before and "On branch main" in ok(b, "status")
-    ok(b, "checkout", "HEAD~2")
+    assert "--detach" in run(b, "switch", "HEAD~2").stderr  # switch is for branches
+    ok(b, "switch", "--detach", "HEAD~2")
     assert files_of(b) == {f"images/img{i}.png" for i in range(4)}
-    ok(b, "checkout", "main")
+    assert "Switched to branch 'main'" in ok(b, "switch", "main")
     assert tree_bytes(b) == before
 
 

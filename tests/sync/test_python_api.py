@@ -170,3 +170,32 @@ async def test_a_clone_lacking_old_data_fetches_it_or_offline_refuses_first(
     finally:
         await a.close()
         await b.close()
+
+
+def test_sync_repo_partial_clone_fetch_and_drop_data(
+    server: Server, token: str, tmp_path: Path
+) -> None:
+    """oxen.Repo: clone with no data, fetch one folder's, drop it again."""
+    url = server.url("ns/partial-api")
+    a = oxen.Repo.init(tmp_path / "a")
+    write(a.root, "images/1.png", b"\x89PNG" * 5000)
+    write(a.root, "labels/1.csv", "id,label\n1,cat\n")
+    a.add(a.root)
+    a.commit("first")
+    asyncio.run(remotes.create_remote(url))
+    a.set_remote("origin", url)
+    a.push()
+
+    b = oxen.Repo.clone(url, tmp_path / "b", no_data=True)
+    assert b.partial().paths == () and not (b.root / "images").exists()
+    assert b.status().clean
+    got = b.fetch_data(b.root / "images")
+    assert got.files == 1 and (b.root / "images/1.png").read_bytes() == b"\x89PNG" * 5000
+    assert b.partial().paths == ("images",)
+    dropped = b.drop_data(b.root / "images")
+    assert dropped.files == 1 and not (b.root / "images/1.png").exists()
+    assert b.partial().paths == () and b.status().clean
+
+    c = oxen.Repo.clone(url, tmp_path / "c", subtrees=["labels"], depth=1)
+    assert (c.root / "labels/1.csv").exists() and not (c.root / "images").exists()
+    assert c.partial().shallow == frozenset()  # one commit: nothing lies beyond it
