@@ -9,6 +9,7 @@ needs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -22,6 +23,7 @@ from oxen.verbs import branches
 from oxen.verbs import checkout as checkout_verb
 from oxen.verbs import diff as diff_verb
 from oxen.verbs import merge as merge_verb
+from oxen.worktree.tabular import format_of
 
 
 def commit_date(timestamp: int, tz_offset: int) -> str:
@@ -150,13 +152,19 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def diff(args: argparse.Namespace) -> int:
+    if args.refs and format_of(args.refs[-1]) is not None:
+        from oxen.cli.dataframe_commands import table_diff
+
+        return table_diff(args)
+    if args.keys or args.compare or args.output:
+        raise OxenError("--keys, --compare and --output are for a tabular file: diff [REV] FILE")
     if len(args.refs) > 2:
         raise OxenError("diff takes at most two revisions")
     a = args.refs[0] if args.refs else None
     b = args.refs[1] if len(args.refs) > 1 else None
     entries = with_repo(lambda r: diff_verb.diff(r, a, b))
     if args.json:
-        print(json.dumps([e.__dict__ for e in entries], indent=2))
+        print(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
         return 0
     letters = {"added": "A", "modified": "M", "removed": "D"}
     for e in entries:
@@ -165,6 +173,8 @@ def diff(args: argparse.Namespace) -> int:
         else:
             sizes = human_size(e.new_size if e.change == "added" else e.old_size)
         print(f"{letters[e.change]}  {e.path}  ({sizes})")
+        if e.schema is not None and (described := e.schema.describe()):
+            print(f"     {described}")
     counts = {k: sum(1 for e in entries if e.change == k) for k in letters}
     print(f"{counts['added']} added, {counts['modified']} modified, {counts['removed']} removed")
     return 0

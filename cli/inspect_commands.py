@@ -1,4 +1,4 @@
-"""Handlers of the local commands that look inside: info, tree, node, fsck. Each calls one verb and prints.
+"""Handlers of the local commands that look inside: info, schemas, tree, node, fsck. Each calls one verb and prints.
 
 The handlers are split by the verbs they load (a command imports only its own module, see
 ``cli/main.py``), and they open a :class:`Repository` and call the verb modules directly:
@@ -14,7 +14,9 @@ import sys
 
 from oxen.cli.output import human_size
 from oxen.cli.running import with_repo
+from oxen.core.repository import Repository
 from oxen.verbs import inspection
+from oxen.verbs import schemas as schemas_verb
 
 
 def info(args: argparse.Namespace) -> int:
@@ -26,6 +28,28 @@ def info(args: argparse.Namespace) -> int:
     for key, value in data.items():
         shown = human_size(value) + f" ({value} bytes)" if key == "size" else value
         print(f"{key:<{width}}  {shown if shown is not None else '-'}")
+    return 0
+
+
+def schemas(args: argparse.Namespace) -> int:
+    async def go(repo: Repository) -> list[schemas_verb.FileSchema]:
+        path = repo.repo_path(args.path) if args.path else ""
+        return await schemas_verb.schemas(repo, path, args.rev)
+
+    found = with_repo(go)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in found], indent=2))
+        return 0
+    if not found:
+        print("no tabular files (csv, tsv, parquet, arrow, jsonl)", file=sys.stderr)
+    for f in found:
+        if f.error:
+            print(f"{f.path}  binary: {f.error}")
+            continue
+        rows = "?" if f.rows is None else f"{f.rows:,}"
+        print(f"{f.path}  {f.format}, {rows} rows, {len(f.columns)} columns")
+        for name, kind in f.columns:
+            print(f"    {name}: {kind}")
     return 0
 
 

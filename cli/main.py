@@ -130,10 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = cmd(
         "diff",
-        "Added, modified and removed paths (working tree vs HEAD by default).",
+        "Added, modified and removed paths (working tree vs HEAD by default); with a "
+        "tabular file last (diff [REV_A [REV_B]] FILE), its rows.",
         history + "diff",
     )
     c.add_argument("refs", nargs="*", metavar="REF")
+    c.add_argument("--keys", metavar="K1,K2", help="a table's key columns (default: whole rows)")
+    c.add_argument("--compare", metavar="C1,C2", help="columns compared (default: all others)")
+    c.add_argument("-o", "--output", metavar="FILE", help="every changed row, with a status")
     c.add_argument("--json", action="store_true")
 
     look = "oxen.cli.inspect_commands:"
@@ -141,6 +145,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("path")
     c.add_argument("--rev", default="HEAD")
     c.add_argument("--json", action="store_true")
+
+    c = cmd(
+        "schemas",
+        "Columns and row counts of the tabular files (csv, parquet, ...) of a revision.",
+        look + "schemas",
+    )
+    c.add_argument("path", nargs="?", default="")
+    c.add_argument("--rev", default="HEAD")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd(
+        "df",
+        "Rows of a tabular file (csv, tsv, parquet, arrow, jsonl), at any revision.",
+        "oxen.cli.dataframe_commands:df",
+    )
+    c.add_argument("path")
+    c.add_argument("--rev", help="that revision's version (default: the working tree's file)")
+    rows = c.add_mutually_exclusive_group()
+    rows.add_argument("--head", type=int, metavar="N", help="the first N rows (shown: 20)")
+    rows.add_argument("--tail", type=int, metavar="N", help="the last N rows")
+    rows.add_argument("--slice", metavar="A..B", help="rows A (from 0) to B (not included)")
+    c.add_argument("--columns", metavar="C1,C2", help="only these columns, in this order")
+    query = c.add_mutually_exclusive_group()
+    query.add_argument("--filter", metavar="EXPR", help="a SQL condition: 'score > 0.5'")
+    query.add_argument("--sql", metavar="QUERY", help="a SQL query over the table named df")
+    c.add_argument("-o", "--output", metavar="FILE", help="write every row to .parquet/.csv/.jsonl")
+    c.add_argument("--json", action="store_true", help="rows as JSON objects")
 
     c = cmd("tree", "Print the merkle tree of a commit.", look + "tree")
     c.add_argument("ref", nargs="?", default="HEAD")

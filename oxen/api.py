@@ -17,6 +17,7 @@ from oxen.repo import (
     DownloadResult,
     FetchResult,
     FileInfo,
+    FileSchema,
     FsckReport,
     MergeResult,
     NodeInfo,
@@ -144,6 +145,10 @@ class Repo:
 
     def info(self, path: str, rev: str = "HEAD") -> FileInfo:
         return self._run(lambda r: r.info(path, rev))
+
+    def schemas(self, path: str | Path = "", rev: str = "HEAD") -> list[FileSchema]:
+        """Columns and row counts of the tabular files at or below ``path`` in ``rev``."""
+        return self._run(lambda r: r.schemas(str(path), rev))
 
     def tree_rows(self, rev: str = "HEAD", files: bool = False) -> list[TreeRow]:
         return self._run(lambda r: r.tree_rows(rev, files))

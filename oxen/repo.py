@@ -24,10 +24,12 @@ from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
 from oxen.verbs import branches, checkout, diff, inspection, merge, staging
 from oxen.verbs import commit as commit_mod
+from oxen.verbs import schemas as schemas_verb
 from oxen.verbs import status as status_verb
 from oxen.verbs.diff import DiffEntry
 from oxen.verbs.inspection import FileInfo, FsckReport, NodeInfo, TreeRow
 from oxen.verbs.merge import MergeResult
+from oxen.verbs.schemas import FileSchema, SchemaChange
 from oxen.verbs.staging import AddResult
 from oxen.worktree.status import Status
 
@@ -40,11 +42,13 @@ __all__ = [
     "DownloadResult",
     "FetchResult",
     "FileInfo",
+    "FileSchema",
     "FsckReport",
     "Head",
     "MergeResult",
     "NodeInfo",
     "PushResult",
+    "SchemaChange",
     "TreeRow",
     "download",
 ]
@@ -128,6 +132,10 @@ class AsyncRepo(Repository):
     # -- looking inside ------------------------------------------------------------------
     async def info(self, path: str, rev: str = "HEAD") -> FileInfo:
         return await inspection.info(self, path, rev)
+
+    async def schemas(self, path: str = "", rev: str = "HEAD") -> list[FileSchema]:
+        """Columns and row counts of the tabular files at or below ``path`` in ``rev``."""
+        return await schemas_verb.schemas(self, self.repo_path(path) if path else "", rev)
 
     async def tree_rows(
         self, rev: str = "HEAD", files: bool = False, max_depth: int | None = None

@@ -55,6 +55,8 @@ def module_files() -> dict[str, Path]:
     roots = {**package_dirs(), "bench": "bench"}
     for package, folder in roots.items():
         for path in (ROOT / folder).rglob("*.py"):
+            if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+                continue  # git-ignored scratch (bench/.work, bench/.peers: other venvs)
             rel = path.relative_to(ROOT / folder).with_suffix("")
             parts = [p for p in rel.parts if p != "__init__"]
             name = ".".join([package, *parts])

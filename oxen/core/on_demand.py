@@ -14,8 +14,8 @@ from oxen.db.rows import FileRow
 
 
 class OnDemand(Protocol):
-    async def nodes(self, ids: list[bytes]) -> None:
-        """Fetch these tree or commit nodes (they are absent here)."""
+    async def objects(self, ids: list[bytes]) -> None:
+        """Fetch these objects (nodes, or some chunks of a file: absent here)."""
 
     async def files(self, rows: list[FileRow]) -> None:
         """Fetch every chunk of these files that is absent here."""

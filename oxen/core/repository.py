@@ -118,7 +118,7 @@ class Repository:
         """Fetch absent objects on demand from here on, if a front end allows it."""
         factory = type(self).on_demand_factory or Repository.on_demand_factory
         self.on_demand = factory(self) if factory is not None else None
-        self.objects.fetch_missing = self.on_demand.nodes if self.on_demand else None
+        self.objects.fetch_missing = self.on_demand.objects if self.on_demand else None
 
     def go_offline(self) -> None:
         """Refuse absent objects from here on (what ``--offline`` does)."""

@@ -11,7 +11,7 @@ from typing import TypeVar
 import aiosqlite
 
 from oxen.db.rows import ConflictRow, FileRow, Location, StatRow
-from oxen.db.schema import DB_NAME, PRAGMAS, SCHEMA, UPSERT_STAT
+from oxen.db.schema import ADDED_COLUMNS, DB_NAME, FILE_ROW_COLUMNS, PRAGMAS, SCHEMA, UPSERT_STAT
 from oxen.formats.ids import split_ids
 from oxen.formats.packs import Kind, PackEntry
 
@@ -22,6 +22,15 @@ T = TypeVar("T")
 def batched(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+async def _add_missing_columns(conn: aiosqlite.Connection) -> None:
+    """A database made before a column existed gets it (empty) on its next open."""
+    for table, column, kind in ADDED_COLUMNS:
+        async with conn.execute(f"PRAGMA table_info({table})") as cur:
+            have = {row[1] for row in await cur.fetchall()}
+        if column not in have:
+            await conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 class RepoDB:
@@ -36,6 +45,7 @@ class RepoDB:
         for pragma in PRAGMAS:
             await conn.execute(pragma)
         await conn.executescript(SCHEMA)
+        await _add_missing_columns(conn)
         return cls(conn)
 
     async def close(self) -> None:
@@ -214,7 +224,7 @@ class RepoDB:
 
     # -- HEAD's files and the staging area -------------------------------------------
     async def _file_rows(self, table: str, paths: Sequence[str] | None) -> dict[str, FileRow]:
-        cols = "path, id, size, chunks, mode"
+        cols = FILE_ROW_COLUMNS
         if paths is None:
             async with self.conn.execute(f"SELECT {cols} FROM {table}") as cur:
                 return {r[0]: FileRow(*r) for r in await cur.fetchall()}
@@ -235,8 +245,7 @@ class RepoDB:
         if not prefix:
             return await self.head_files()
         sql = (
-            "SELECT path, id, size, chunks, mode FROM head_files "
-            "WHERE path = ? OR (path >= ? AND path < ?)"
+            f"SELECT {FILE_ROW_COLUMNS} FROM head_files WHERE path = ? OR (path >= ? AND path < ?)"
         )
         async with self.conn.execute(sql, (prefix, prefix + "/", prefix + "0")) as cur:
             return {r[0]: FileRow(*r) for r in await cur.fetchall()}
@@ -249,7 +258,7 @@ class RepoDB:
             "DELETE FROM head_files WHERE path = ?", [(p,) for p in deletes]
         )
         await self.conn.executemany(
-            "INSERT OR REPLACE INTO head_files (path, id, size, chunks, mode) VALUES (?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO head_files ({FILE_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             sorted(upserts),
         )
 
@@ -259,7 +268,7 @@ class RepoDB:
 
     async def stage(self, rows: Iterable[FileRow]) -> None:
         await self.conn.executemany(
-            "INSERT OR REPLACE INTO staged (path, id, size, chunks, mode) VALUES (?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO staged ({FILE_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             sorted(rows),
         )
 

@@ -21,6 +21,8 @@ class FileRow(NamedTuple):
     size: int
     chunks: bytes | None
     mode: int
+    schema: bytes | None = None  # a tabular file's Schema node
+    rows: int | None = None  # ...and its row count
 
 
 class StatRow(NamedTuple):

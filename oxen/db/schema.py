@@ -33,9 +33,10 @@ CREATE TABLE IF NOT EXISTS refs (name TEXT PRIMARY KEY, commit_id BLOB NOT NULL)
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS head_files (
     path TEXT PRIMARY KEY, id BLOB NOT NULL, size INTEGER NOT NULL,
-    chunks BLOB, mode INTEGER NOT NULL) WITHOUT ROWID;
+    chunks BLOB, mode INTEGER NOT NULL, schema BLOB, rows INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS staged (
-    path TEXT PRIMARY KEY, id BLOB, size INTEGER, chunks BLOB, mode INTEGER) WITHOUT ROWID;
+    path TEXT PRIMARY KEY, id BLOB, size INTEGER, chunks BLOB, mode INTEGER,
+    schema BLOB, rows INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, id BLOB NOT NULL,
@@ -52,6 +53,15 @@ SCHEMA += "\n".join(
     for table in ("head_files", "staged", "stat_cache")
     for event in ("INSERT", "UPDATE", "DELETE")
 )
+
+# Columns added since a table was first made: (table, column, type), added where missing
+ADDED_COLUMNS = (
+    ("head_files", "schema", "BLOB"),
+    ("head_files", "rows", "INTEGER"),
+    ("staged", "schema", "BLOB"),
+    ("staged", "rows", "INTEGER"),
+)
+FILE_ROW_COLUMNS = "path, id, size, chunks, mode, schema, rows"
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",

@@ -31,6 +31,7 @@ class NodeType(IntEnum):
     VNODE = 3
     CHUNKS = 4
     CHUNK_INDEX = 5
+    SCHEMA = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,8 @@ class FileEntry:
     size: int
     chunks: bytes | None = None  # ChunkList node id when the file has several chunks
     mode: int = FILE_MODE
+    schema: bytes | None = None  # Schema node id of a tabular file (csv, parquet, ...)
+    rows: int | None = None  # its row count (with a schema)
 
     is_dir = False
 
@@ -97,7 +100,18 @@ class ChunkIndex:
     counts: tuple[int, ...]  # chunks in each list
 
 
-Node = CommitNode | DirNode | VNode | ChunkList | ChunkIndex
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A tabular file's columns, stored once by id and named by every file entry that has
+    it (so each revision's schema is known without its data).  ``error``: why a file of
+    a tabular type could not be read as one (it is then versioned as a binary file)."""
+
+    format: str  # csv, tsv, parquet, arrow, jsonl
+    columns: tuple[tuple[str, str], ...]  # (name, type) in order
+    error: str = ""
+
+
+Node = CommitNode | DirNode | VNode | ChunkList | ChunkIndex | Schema
 
 
 def bucket_of(name: str, buckets: int) -> int:
@@ -115,9 +129,7 @@ def bucket_count(entries: int, vnode_size: int) -> int:
 def encode_node(node: Node) -> bytes:
     if isinstance(node, VNode):
         rows = [
-            [0, e.name, e.id, e.size, e.chunks, e.mode]
-            if isinstance(e, FileEntry)
-            else [1, e.name, e.id, e.size, e.count]
+            _file_row(e) if isinstance(e, FileEntry) else [1, e.name, e.id, e.size, e.count]
             for e in node.entries
         ]
         body: list = [NodeType.VNODE, rows]
@@ -138,9 +150,18 @@ def encode_node(node: Node) -> bytes:
         body = [NodeType.CHUNKS, b"".join(node.ids), list(node.lengths)]
     elif isinstance(node, ChunkIndex):
         body = [NodeType.CHUNK_INDEX, b"".join(node.lists), list(node.sizes), list(node.counts)]
+    elif isinstance(node, Schema):
+        body = [NodeType.SCHEMA, node.format, [list(c) for c in node.columns], node.error]
     else:  # pragma: no cover - exhaustive
         raise TypeError(type(node))
     return msgpack.packb(body, use_bin_type=True)
+
+
+def _file_row(e: FileEntry) -> list:
+    """A file entry as encoded: six fields, eight with a schema (so a tree of files that
+    have none keeps the encoding, and the ids, it had before schemas existed)."""
+    row = [0, e.name, e.id, e.size, e.chunks, e.mode]
+    return row if e.schema is None else [*row, e.schema, e.rows]
 
 
 def node_id(data: bytes) -> bytes:
@@ -197,8 +218,18 @@ def decode_node(data: bytes) -> Node:
                 if row[0] == 0:
                     chunks = None if row[4] is None else _id(row[4])
                     mode = EXEC_MODE if row[5] == EXEC_MODE else FILE_MODE
+                    schema = _id(row[6]) if len(row) > 6 else None
+                    n_rows = _int(row[7]) if len(row) > 6 and row[7] is not None else None
                     entries.append(
-                        FileEntry(check_name(row[1]), _id(row[2]), _int(row[3]), chunks, mode)
+                        FileEntry(
+                            check_name(row[1]),
+                            _id(row[2]),
+                            _int(row[3]),
+                            chunks,
+                            mode,
+                            schema,
+                            n_rows,
+                        )  # fmt: skip
                     )
                 elif row[0] == 1:
                     entries.append(
@@ -243,6 +274,16 @@ def decode_node(data: bytes) -> Node:
                 raise CorruptObject("malformed chunk index")
             lists = tuple(split_ids(blob))
             return ChunkIndex(lists, tuple(_int(n) for n in sizes), tuple(_int(n) for n in counts))
+        if kind == NodeType.SCHEMA:
+            fmt, columns, error = body[1], body[2], body[3]
+            cols = tuple((c[0], c[1]) for c in columns)
+            if (
+                not isinstance(fmt, str)
+                or not isinstance(error, str)
+                or not all(isinstance(x, str) for c in cols for x in c)
+            ):
+                raise CorruptObject("malformed schema")
+            return Schema(fmt, cols, error)
     except CorruptObject:
         raise
     except (LookupError, TypeError, ValueError) as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from oxen.core.repository import Repository
-from oxen.formats.nodes import CommitNode, DirEntry, DirNode, VNode
+from oxen.formats.nodes import CommitNode, DirEntry, DirNode, FileEntry, VNode
 from oxen.progress import Progress
 from oxen.sync.protocol import Remote
 from oxen.sync.transfer import fetch_ids
@@ -99,6 +99,7 @@ async def fetch_trees(
             pass
         return
     seen: set[tuple[str, bytes]] = set()
+    schemas: set[bytes] = set()  # of the files in the folders entered
     level = [("", r) for r in dict.fromkeys(roots)]
     while level:
         seen.update(level)
@@ -116,7 +117,10 @@ async def fetch_trees(
                 key = (f"{prefix}{e.name}/", e.id)
                 if isinstance(e, DirEntry) and key not in seen and within(key[0]):
                     nxt.append(key)
+                elif isinstance(e, FileEntry) and e.schema is not None:
+                    schemas.add(e.schema)
         level = list(dict.fromkeys(nxt))
+    await _fetch_lacking(repo, remote, sorted(schemas), jobs, bar, got)
 
 
 async def fetch_history(

@@ -47,7 +47,7 @@ class RemoteOnDemand:
             self._remote = await self._stack.enter_async_context(remotes.connect(url, JOBS))
         return self._remote
 
-    async def nodes(self, ids: list[bytes]) -> None:
+    async def objects(self, ids: list[bytes]) -> None:
         from oxen.sync.transfer import fetch_ids
 
         remote = await self._connect()

@@ -43,7 +43,7 @@ class Change(NamedTuple):
 
 
 def file_row(path: str, e: FileEntry) -> FileRow:
-    return FileRow(path, e.id, e.size, e.chunks, e.mode)
+    return FileRow(path, e.id, e.size, e.chunks, e.mode, e.schema, e.rows)
 
 
 class Trees:
@@ -256,7 +256,7 @@ class Trees:
             updates[name] = DirEntry(name, *res) if res is not None else None
         for name, row in here.items():
             new_file = (
-                FileEntry(name, row.id, row.size, row.chunks, row.mode)
+                FileEntry(name, row.id, row.size, row.chunks, row.mode, row.schema, row.rows)
                 if row is not None and row.id is not None
                 else None
             )

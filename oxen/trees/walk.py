@@ -21,6 +21,7 @@ from oxen.formats.nodes import (
     DirEntry,
     DirNode,
     Node,
+    Schema,
     VNode,
 )
 from oxen.objects.object_store import ObjectStore
@@ -52,12 +53,17 @@ def children(node: Node, follow: Follow) -> tuple[list[bytes], list[bytes]]:
             if isinstance(e, DirEntry):
                 if follow & Follow.TREES:
                     kids.append(e.id)
-            elif e.chunks is None:
+                continue
+            if e.schema is not None and follow & Follow.TREES:
+                kids.append(e.schema)  # metadata: travels with the trees, not the data
+            if e.chunks is None:
                 data.append(e.id)
             elif follow & Follow.CHUNK_LISTS:
                 kids.append(e.chunks)
     elif isinstance(node, ChunkList):
         data.extend(node.ids)
+    elif isinstance(node, Schema):
+        pass  # a leaf
     elif isinstance(node, ChunkIndex):
         if follow & Follow.CHUNK_LISTS:
             kids.extend(node.lists)

@@ -18,6 +18,7 @@ from oxen.formats.nodes import (
     DirNode,
     FileEntry,
     Node,
+    Schema,
     VNode,
     decode_node,
 )
@@ -27,6 +28,7 @@ from oxen.objects.pack_index import stored_packs
 from oxen.trees import history as history_walks
 from oxen.trees.integrity import check_reachable
 from oxen.trees.walk import Follow
+from oxen.verbs.schemas import read_schemas
 
 HISTORY = Follow.PARENTS | Follow.TREES  # what a working copy always holds of its refs
 TIPS_DATA = Follow.TREES | Follow.CHUNK_LISTS  # and the data of their tips, not of their past
@@ -70,6 +72,10 @@ class FileInfo:
     chunks: int | None = None  # files in a revision
     files: int | None = None  # directories
     last_commit: str | None = None  # tracked paths: the newest commit that changed it
+    format: str | None = None  # tabular files: csv, parquet, ...
+    rows: int | None = None
+    columns: list[str] | None = None  # "name: type"
+    note: str | None = None  # why a file of a tabular type is versioned as binary
 
     def as_dict(self) -> dict[str, Any]:
         """Fields in display order, without those that do not apply."""
@@ -148,6 +154,11 @@ def node_as_dict(node: Node) -> dict[str, Any]:
                         "size": e.size,
                         "chunks": e.chunks.hex() if e.chunks else None,
                         "mode": oct(e.mode),
+                        **(
+                            {"schema": e.schema.hex(), "rows": e.rows}
+                            if e.schema is not None
+                            else {}
+                        ),
                     }
                 )
             else:
@@ -161,6 +172,13 @@ def node_as_dict(node: Node) -> dict[str, Any]:
                     }
                 )
         return {"type": "vnode", "entries": rows}
+    if isinstance(node, Schema):
+        return {
+            "type": "schema",
+            "format": node.format,
+            "columns": [list(c) for c in node.columns],
+            **({"error": node.error} if node.error else {}),
+        }
     return {
         "type": "chunks",
         "chunks": [[c.hex(), n] for c, n in zip(node.ids, node.lengths, strict=True)],
@@ -192,9 +210,16 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
     if entry.chunks is not None:
         expanded = await chunklists.expand(repo.objects, {entry.chunks: entry.size})
         chunks = len(expanded[entry.chunks][0])
-    return FileInfo(
+    found = FileInfo(
         path, kind, mime, ext, entry.id.hex(), entry.size, True, chunks=chunks, last_commit=last
     )
+    if entry.schema is None:
+        return found
+    schema = (await read_schemas(repo, [entry.schema]))[entry.schema]
+    if schema.error:
+        return replace(found, data_type="binary", note=schema.error)
+    columns = [f"{name}: {kind}" for name, kind in schema.columns]
+    return replace(found, format=schema.format, rows=entry.rows, columns=columns)
 
 
 async def _last_change(repo: Repository, start: bytes, path: str) -> bytes:

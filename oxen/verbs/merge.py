@@ -150,7 +150,7 @@ async def _write_companions(
         while (repo.root / companion).exists() or companion in d_theirs:
             n += 1
             companion = f"{c.path}.theirs{n}"
-        rows.append(FileRow(companion, new.id, new.size, new.chunks, new.mode))
+        rows.append(new._replace(path=companion))
         out.append(c._replace(theirs_path=companion))
     if rows:
         await write_files(repo, rows)

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow, StatRow
 from oxen.errors import DirtyWorkingTree, PathError
 from oxen.faults import crash_point
 from oxen.formats.limits import MAX_DEPTH
-from oxen.formats.nodes import EXEC_MODE, FILE_MODE
+from oxen.formats.nodes import EXEC_MODE, FILE_MODE, Schema
 from oxen.progress import ProgressFactory, null_progress
 from oxen.verbs import merge_state
 from oxen.verbs.checkout import write_files
@@ -19,6 +21,10 @@ from oxen.verbs.status import status as working_status
 from oxen.worktree.ignore import Ignore
 from oxen.worktree.materialize import remove_files
 from oxen.worktree.paths import FileStat, fs_clock, is_under, scan, stat_files
+from oxen.worktree.tabular import format_of, sniff
+
+if TYPE_CHECKING:
+    from oxen.worktree.ingest import Ingested
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,12 @@ async def add(
     finally:
         bar.close()
 
+    described = await _describe_tabular(repo, ingested)
     stage: list[FileRow] = []
     stat_rows: list[StatRow] = []
     for ing in ingested:
         mode = file_mode(ing.stat)
-        row = FileRow(ing.path, ing.id, ing.size, ing.chunks, mode)
+        row = FileRow(ing.path, ing.id, ing.size, ing.chunks, mode, *described.get(ing.path, ()))
         h = head.get(ing.path)
         if h is not None and h.id == ing.id and h.mode == mode:
             if ing.path in staged_all:
@@ -143,6 +150,30 @@ async def add(
         await repo.db.resolve_conflicts(resolved)
         crash_point("add-transaction")
     return AddResult(len(stage), len(removals), total, ingestor.sink.bytes_written)
+
+
+async def _describe_tabular(
+    repo: Repository, ingested: list[Ingested]
+) -> dict[str, tuple[bytes, int | None]]:
+    """path -> (schema id, rows) of the tabular files among ``ingested`` (their Schema
+    nodes stored); nothing is imported, nor read, when there are none."""
+    tabular = [(i, fmt) for i in ingested if (fmt := format_of(i.path)) is not None]
+    if not tabular:
+        return {}
+
+    def read_all() -> dict[str, tuple[Schema, int | None]]:
+        out: dict[str, tuple[Schema, int | None]] = {}
+        for ing, fmt in tabular:
+            full = str(repo.root / ing.path)
+            found = sniff(full, fmt)
+            st = os.stat(full)
+            if (st.st_size, st.st_mtime_ns) == (ing.stat.size, ing.stat.mtime_ns):
+                out[ing.path] = found  # (else it changed since it was hashed: no schema)
+        return out
+
+    found = await asyncio.to_thread(read_all)
+    ids = await repo.objects.put_nodes([schema for schema, _ in found.values()])
+    return {path: (oid, rows) for (path, (_, rows)), oid in zip(found.items(), ids, strict=True)}
 
 
 def _scan_targets(

@@ -231,3 +231,23 @@ def test_fetch_data_of_an_unknown_path_and_clone_mode_mistakes(
     assert not (tmp_path / "c").exists()
     bad = run(tmp_path, "clone", "--subtree", "../x", url, str(tmp_path / "d"))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_a_no_data_clone_knows_every_revisions_schemas(
+    tmp_path: Path, server: Server, origin: tuple[Path, str]
+) -> None:
+    a, url = origin
+    write(a, "tables/t.csv", "id,label\n1,cat\n2,dog\n")
+    ok(a, "add", ".")
+    ok(a, "commit", "-m", "a table")
+    write(a, "tables/t.csv", "id,label,score\n1,cat,0.5\n")
+    ok(a, "add", ".")
+    ok(a, "commit", "-m", "a column more, a row less")
+    ok(a, "push")
+    b = tmp_path / "b"
+    ok(tmp_path, "clone", "--no-data", url, str(b))
+    assert "tables/t.csv  csv, 1 rows, 3 columns" in ok(b, "schemas", "--offline")
+    assert "2 rows, 2 columns" in ok(b, "schemas", "--offline", "--rev", "HEAD~1")
+    diff = ok(b, "diff", "--offline", "HEAD~1", "HEAD")
+    assert "columns added: score (double); rows 2 -> 1" in diff
+    assert not (b / "tables").exists()

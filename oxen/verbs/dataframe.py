@@ -1,0 +1,292 @@
+"""df: rows of a tabular file at any revision, read as little of it as the question needs.
+
+``--head 10`` of a parquet file reads its footer and first row group (through
+:class:`StoredFile`, only those chunks: in a partial clone only those are fetched); a csv
+is streamed batch by batch and read only as far as the rows asked for.  ``--filter`` and
+``--sql`` stream the file through DuckDB.  pyarrow and DuckDB are imported only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oxen.core.repository import Repository
+from oxen.errors import InvalidInput, OxenError, PathError
+from oxen.formats.nodes import FileEntry
+from oxen.verbs.schemas import read_schemas
+from oxen.verbs.stored_file import StoredFile, SyncReader
+from oxen.worktree.tabular import format_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+DEFAULT_HEAD = 20  # rows shown when no slice is asked for (and nothing is written out)
+BATCH_ROWS = 64 * 1024
+TABLE_NAME = "df"  # what --sql queries call the file
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which rows: the first or last N, or rows A (inclusive) to B (exclusive); all if
+    every field is None."""
+
+    head: int | None = None
+    tail: int | None = None
+    start: int | None = None
+    stop: int | None = None
+
+    @classmethod
+    def parse_slice(cls, text: str) -> Rows:
+        a, sep, b = text.partition("..")
+        try:
+            start, stop = int(a or 0), int(b) if b else None
+        except ValueError:
+            raise InvalidInput(f"--slice takes A..B (row numbers), not {text!r}") from None
+        if not sep or start < 0 or (stop is not None and stop < start):
+            raise InvalidInput(f"--slice takes A..B with 0 <= A <= B, not {text!r}")
+        return cls(start=start, stop=stop)
+
+    @property
+    def everything(self) -> bool:
+        return self.head is None and self.tail is None and self.start is None
+
+    def span(self, total: int) -> tuple[int, int]:
+        """(first, stop) row numbers of a file of ``total`` rows."""
+        if self.head is not None:
+            return 0, min(total, self.head)
+        if self.tail is not None:
+            return max(0, total - self.tail), total
+        if self.start is not None:
+            return min(total, self.start), min(total, self.stop if self.stop is not None else total)
+        return 0, total
+
+
+@dataclass
+class Frame:
+    table: pa.Table
+    total_rows: int | None  # rows of the whole file (None: not known without reading it)
+    format: str
+    bytes_read: int | None = None  # of a stored file: bytes of chunks read
+
+
+async def df(
+    repo: Repository,
+    path: str,
+    rev: str | None = None,
+    rows: Rows = Rows(),
+    columns: list[str] | None = None,
+    where: str | None = None,
+    sql: str | None = None,
+) -> Frame:
+    """The rows and columns asked for of the tabular file ``path`` (repository-relative):
+    in the working tree, or at ``rev``."""
+    local = repo.root / path if rev is None else None
+    if local is not None and await asyncio.to_thread(local.is_file):
+        fmt = format_of(path)
+        if fmt is None:
+            raise InvalidInput(f"{path} is not a tabular file (csv, tsv, parquet, arrow, jsonl)")
+        return await asyncio.to_thread(_read, str(local), fmt, rows, columns, where, sql)
+    tree = await repo.tree_of(rev or "HEAD")
+    entry = await repo.trees.lookup(tree, path)
+    if not isinstance(entry, FileEntry):
+        raise PathError(f"no file {path} in {rev or 'HEAD'}")
+    fmt = format_of(path)
+    if entry.schema is not None:
+        schema = (await read_schemas(repo, [entry.schema]))[entry.schema]
+        if schema.error:
+            raise InvalidInput(f"{path} is stored as a binary file: {schema.error}")
+        fmt = schema.format
+    if fmt is None:
+        raise InvalidInput(f"{path} is not a tabular file (csv, tsv, parquet, arrow, jsonl)")
+    from oxen.trees.tree import file_row
+
+    stored = StoredFile(repo, file_row(path, entry))
+    reader = SyncReader(stored, asyncio.get_running_loop())
+    frame = await asyncio.to_thread(_read, reader, fmt, rows, columns, where, sql)
+    frame.bytes_read = stored.bytes_read
+    return frame
+
+
+def _read(
+    source: Any, fmt: str, rows: Rows, columns: list[str] | None, where: str | None, sql: str | None
+) -> Frame:
+    import pyarrow as pa
+
+    try:
+        if where is not None or sql is not None:
+            return _query(source, fmt, rows, columns, where, sql)
+        if fmt == "parquet":
+            return _parquet(source, rows, columns)
+        return _stream(_batches(source, fmt, columns), fmt, rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
+        if isinstance(e, OxenError):
+            raise
+        raise InvalidInput(f"cannot read it as {fmt}: {str(e).splitlines()[0][:200]}") from None
+
+
+def _parquet(source: Any, rows: Rows, columns: list[str] | None) -> Frame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(source)
+    _check_columns(columns, pf.schema_arrow.names)
+    total = pf.metadata.num_rows
+    first, stop = rows.span(total)
+    parts, offset = [], 0
+    for i in range(pf.num_row_groups):  # only the row groups holding the rows asked for
+        n = pf.metadata.row_group(i).num_rows
+        if offset < stop and offset + n > first:
+            group = pf.read_row_group(i, columns=columns)
+            lo, hi = max(0, first - offset), min(n, stop - offset)
+            parts.append(group.slice(lo, hi - lo))
+        offset += n
+    schema = (
+        pf.schema_arrow
+        if columns is None
+        else pa.schema([pf.schema_arrow.field(c) for c in columns])
+    )
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    return Frame(table, total, "parquet")
+
+
+def _batches(source: Any, fmt: str, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """The file's rows as record batches, read as they are consumed (a jsonl file whole)."""
+    import pyarrow as pa
+
+    if fmt in ("csv", "tsv"):
+        import pyarrow.csv as pcsv
+
+        reader = pcsv.open_csv(
+            source,
+            read_options=pcsv.ReadOptions(block_size=1 << 20),
+            parse_options=pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
+        )
+        _check_columns(columns, reader.schema.names)
+        for batch in reader:
+            yield batch.select(columns) if columns else batch
+    elif fmt == "arrow":
+        import pyarrow.ipc as ipc
+
+        data = source.read() if not isinstance(source, str) else None
+        opened = ipc.open_file(pa.py_buffer(data) if data is not None else pa.memory_map(source))
+        _check_columns(columns, opened.schema.names)
+        for i in range(opened.num_record_batches):
+            batch = opened.get_batch(i)
+            yield batch.select(columns) if columns else batch
+    else:  # jsonl
+        import pyarrow.json as pjson
+
+        table = pjson.read_json(source)
+        _check_columns(columns, table.column_names)
+        yield from (table.select(columns) if columns else table).to_batches(BATCH_ROWS)
+
+
+def _stream(batches: Iterator[pa.RecordBatch], fmt: str, rows: Rows) -> Frame:
+    """The rows asked for from a stream of batches: a head stops reading early; a tail
+    keeps the last batches only."""
+    import pyarrow as pa
+
+    kept: deque[pa.RecordBatch] = deque()
+    seen = 0
+    want_stop = rows.head if rows.head is not None else rows.stop
+    for batch in batches:
+        kept.append(batch)
+        seen += batch.num_rows
+        if rows.tail is not None:
+            while kept and seen - kept[0].num_rows >= rows.tail:
+                seen -= kept.popleft().num_rows
+        if want_stop is not None and seen >= want_stop:
+            break
+    if not kept:
+        return Frame(pa.table({}), 0, fmt)
+    table = pa.Table.from_batches(list(kept))
+    if rows.tail is not None:
+        return Frame(table.slice(max(0, table.num_rows - rows.tail)), None, fmt)
+    first, stop = rows.span(table.num_rows)
+    total = table.num_rows if want_stop is None or table.num_rows < want_stop else None
+    return Frame(table.slice(first, stop - first), total, fmt)
+
+
+def _query(
+    source: Any, fmt: str, rows: Rows, columns: list[str] | None, where: str | None, sql: str | None
+) -> Frame:
+    """``SELECT ... WHERE where`` or ``sql`` (which calls the file ``df``), streamed through
+    DuckDB from pyarrow's batches."""
+    import duckdb
+    import pyarrow as pa
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(source)
+        _check_columns(columns, pf.schema_arrow.names)
+        batches: Iterator[pa.RecordBatch] = pf.iter_batches(BATCH_ROWS)
+        schema = pf.schema_arrow
+    else:
+        it = _batches(source, fmt, None)
+        first = next(it, None)
+        if first is None:
+            return Frame(pa.table({}), 0, fmt)
+        schema = first.schema
+
+        def again() -> Iterator[pa.RecordBatch]:
+            yield first
+            yield from it
+
+        batches = again()
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    picked = ", ".join(_quote(c) for c in columns) if columns else "*"
+    query = sql if sql is not None else f"SELECT {picked} FROM {TABLE_NAME} WHERE {where}"
+    con = duckdb.connect()
+    try:
+        con.register(TABLE_NAME, reader)
+        from oxen.verbs.table_diff import arrow_reader
+
+        result = arrow_reader(con, query, BATCH_ROWS)
+        return _stream(iter(result), fmt, rows)
+    except duckdb.Error as e:
+        raise InvalidInput(f"query failed: {str(e).splitlines()[0][:300]}") from None
+    finally:
+        con.close()
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_columns(columns: list[str] | None, names: list[str]) -> None:
+    unknown = [c for c in columns or () if c not in names]
+    if unknown:
+        raise InvalidInput(f"no column {unknown[0]!r} (columns: {', '.join(names[:20])})")
+
+
+def write_out(table: pa.Table, out: Path) -> None:
+    """Write rows to a parquet (content-defined pages: the next version deduplicates),
+    csv or jsonl file, by its extension; through a temporary file and a rename."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    ext = out.suffix.lower()
+    tmp = out.with_name(f".{out.name}.oxen-{os.getpid()}.tmp")
+    try:
+        if ext == ".parquet":
+            pq.write_table(table, tmp, use_content_defined_chunking=True)
+        elif ext in (".csv", ".tsv"):
+            pcsv.write_csv(table, tmp, pcsv.WriteOptions(delimiter="\t" if ext == ".tsv" else ","))
+        elif ext in (".jsonl", ".ndjson"):
+            import json
+
+            with open(tmp, "w", encoding="utf-8") as f:
+                for record in table.to_pylist():
+                    f.write(json.dumps(record, default=str) + "\n")
+        else:
+            raise InvalidInput(f"--output must end in .parquet, .csv, .tsv or .jsonl: {out}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
