@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from oxen.config import load_repo_config
 from oxen.repo import (
@@ -22,12 +22,16 @@ from oxen.repo import (
     MergeResult,
     NodeInfo,
     PushResult,
+    TableDiff,
     TreeRow,
 )
 from oxen.repo import download as download_async
 from oxen.worktree.paths import OXEN_DIR, find_root
 from oxen.worktree.scope import Partial
 from oxen.worktree.status import Status
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 T = TypeVar("T")
 
@@ -149,6 +153,16 @@ class Repo:
     def schemas(self, path: str | Path = "", rev: str = "HEAD") -> list[FileSchema]:
         """Columns and row counts of the tabular files at or below ``path`` in ``rev``."""
         return self._run(lambda r: r.schemas(str(path), rev))
+
+    def df(self, path: str | Path, rev: str | None = None, **options: Any) -> pa.Table:
+        """Rows of a tabular file as a pyarrow Table (see :meth:`AsyncRepo.df`)."""
+        return self._run(lambda r: r.df(str(path), rev, **options))
+
+    def diff_table(
+        self, path: str | Path, a: str | None = None, b: str | None = None, **options: Any
+    ) -> TableDiff:
+        """Rows added, removed and modified (see :meth:`AsyncRepo.diff_table`)."""
+        return self._run(lambda r: r.diff_table(str(path), a, b, **options))
 
     def tree_rows(self, rev: str = "HEAD", files: bool = False) -> list[TreeRow]:
         return self._run(lambda r: r.tree_rows(rev, files))

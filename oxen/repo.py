@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from oxen.core.refs import Head
 from oxen.core.repository import CommitInfo, OnDemandFactory, Repository
@@ -22,7 +22,7 @@ from oxen.sync.data import DataResult
 from oxen.sync.download import DownloadResult
 from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
-from oxen.verbs import branches, checkout, diff, inspection, merge, staging
+from oxen.verbs import branches, checkout, dataframe, diff, inspection, merge, staging, table_diff
 from oxen.verbs import commit as commit_mod
 from oxen.verbs import schemas as schemas_verb
 from oxen.verbs import status as status_verb
@@ -30,6 +30,10 @@ from oxen.verbs.diff import DiffEntry
 from oxen.verbs.inspection import FileInfo, FsckReport, NodeInfo, TreeRow
 from oxen.verbs.merge import MergeResult
 from oxen.verbs.schemas import FileSchema, SchemaChange
+from oxen.verbs.table_diff import TableDiff
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 from oxen.verbs.staging import AddResult
 from oxen.worktree.status import Status
 
@@ -49,6 +53,7 @@ __all__ = [
     "NodeInfo",
     "PushResult",
     "SchemaChange",
+    "TableDiff",
     "TreeRow",
     "download",
 ]
@@ -136,6 +141,43 @@ class AsyncRepo(Repository):
     async def schemas(self, path: str = "", rev: str = "HEAD") -> list[FileSchema]:
         """Columns and row counts of the tabular files at or below ``path`` in ``rev``."""
         return await schemas_verb.schemas(self, self.repo_path(path) if path else "", rev)
+
+    async def df(
+        self,
+        path: str,
+        rev: str | None = None,
+        *,
+        head: int | None = None,
+        tail: int | None = None,
+        rows: tuple[int, int] | None = None,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        sql: str | None = None,
+    ) -> pa.Table:
+        """Rows of a tabular file as a pyarrow Table: the working tree's (``rev`` None) or
+        that revision's; ``head``/``tail`` N rows, ``rows=(A, B)``, else all of them.
+        ``where``: a SQL condition; ``sql``: a query over the table ``df``.
+        (``.to_pandas()``, ``polars.from_arrow(...)`` where installed.)"""
+        which = dataframe.Rows(
+            head=head, tail=tail, start=rows[0] if rows else None, stop=rows[1] if rows else None
+        )
+        frame = await dataframe.df(self, self.repo_path(path), rev, which, columns, where, sql)
+        return frame.table
+
+    async def diff_table(
+        self,
+        path: str,
+        a: str | None = None,
+        b: str | None = None,
+        keys: list[str] | None = None,
+        compare: list[str] | None = None,
+        output: str | Path | None = None,
+    ) -> TableDiff:
+        """Rows of a tabular file added, removed and modified from ``a`` (default HEAD) to
+        ``b`` (default: the working tree), matched by ``keys`` (none: whole rows)."""
+        return await table_diff.diff_table(
+            self, self.repo_path(path), a, b, keys or [], compare, Path(output) if output else None
+        )
 
     async def tree_rows(
         self, rev: str = "HEAD", files: bool = False, max_depth: int | None = None

@@ -158,3 +158,19 @@ def test_diff_command_on_a_table(oxen: Callable, workdir: Path) -> None:
     assert '"modified": 1' in oxen("diff", "HEAD", "t.csv", "--keys", "id", "--json").stdout
     bad = oxen("diff", "--keys", "id")
     assert bad.returncode == 1 and "tabular file" in bad.stderr
+
+
+def test_python_api_df_schemas_and_row_diff(workdir: Path) -> None:
+    import oxen
+
+    r = oxen.Repo.init(workdir / "api")
+    write(r.root, "t.csv", "id,label\n1,cat\n2,dog\n")
+    r.add(r.root)
+    r.commit("t")
+    write(r.root, "t.csv", "id,label\n1,cat\n2,wolf\n")
+    table = r.df(r.root / "t.csv", "HEAD", head=1)
+    assert table.to_pylist() == [{"id": 1, "label": "cat"}]
+    assert r.df(r.root / "t.csv").column("label").to_pylist() == ["cat", "wolf"]
+    assert [s.path for s in r.schemas()] == ["t.csv"]
+    changes = r.diff_table(r.root / "t.csv", keys=["id"])
+    assert (changes.added, changes.removed, changes.modified) == (0, 0, 1)
