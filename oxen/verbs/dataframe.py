@@ -134,24 +134,36 @@ def _parquet(source: Any, rows: Rows, columns: list[str] | None) -> Frame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(source)
+    pf = pq.ParquetFile(source, pre_buffer=False)  # pages read as they are decoded
     _check_columns(columns, pf.schema_arrow.names)
     total = pf.metadata.num_rows
     first, stop = rows.span(total)
-    parts, offset = [], 0
-    for i in range(pf.num_row_groups):  # only the row groups holding the rows asked for
+    groups, offset, skip = [], 0, 0  # only the row groups holding the rows asked for
+    for i in range(pf.num_row_groups):
         n = pf.metadata.row_group(i).num_rows
         if offset < stop and offset + n > first:
-            group = pf.read_row_group(i, columns=columns)
-            lo, hi = max(0, first - offset), min(n, stop - offset)
-            parts.append(group.slice(lo, hi - lo))
+            if not groups:
+                skip = first - offset
+            groups.append(i)
         offset += n
-    schema = (
-        pf.schema_arrow
-        if columns is None
-        else pa.schema([pf.schema_arrow.field(c) for c in columns])
-    )
-    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    want = stop - first
+    parts: list[pa.RecordBatch] = []
+    if groups and want > 0:
+        size = max(1, min(BATCH_ROWS, skip + want))  # a head of 10 decodes about 10 rows
+        for batch in pf.iter_batches(size, row_groups=groups, columns=columns):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch = batch.slice(skip, want)
+            skip = 0
+            parts.append(batch)
+            want -= batch.num_rows
+            if want <= 0:
+                break
+    schema = pf.schema_arrow
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    table = pa.Table.from_batches(parts, schema=schema) if parts else schema.empty_table()
     return Frame(table, total, "parquet")
 
 

@@ -11,35 +11,62 @@ from __future__ import annotations
 
 import asyncio
 import io
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from itertools import accumulate
 
 from oxen.core.repository import Repository
 from oxen.db.rows import FileRow
 from oxen.errors import MissingObject
-from oxen.objects.chunklists import expand_span
+from oxen.objects.chunklists import expand
 
 
 class StoredFile:
+    """Reads of one stored file: its chunk layout is read once, and the chunks read are
+    kept (up to ``CACHE_BYTES``), since a parquet reader asks for many small spans."""
+
+    CACHE_BYTES = 64 * 1024 * 1024
+
     def __init__(self, repo: Repository, row: FileRow) -> None:
         assert row.id is not None
         self.repo = repo
         self.row = row
         self.size = row.size
-        self.bytes_read = 0
+        self.bytes_read = 0  # bytes of chunks read from the store (cache misses)
+        self._ids: list[bytes] = []
+        self._starts: list[int] = []  # byte offset of each chunk
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cached = 0
+
+    async def _layout(self) -> None:
+        if self._starts or not self.size:
+            return
+        if self.row.chunks is None:
+            ids, lengths = [self.row.id], [self.size]
+        else:
+            sizes = {self.row.chunks: self.size}
+            ids, lengths = (await expand(self.repo.objects, sizes))[self.row.chunks]
+        self._ids = list(ids)
+        self._starts = [0, *accumulate(lengths)][:-1]
 
     async def read(self, offset: int, n: int) -> bytes:
         """Bytes ``offset`` to ``offset + n`` (fewer at the end of the file)."""
         end = min(self.size, offset + n)
         if offset >= end:
             return b""
-        run = await expand_span(
-            self.repo.objects,
-            self.row.id,
-            self.row.chunks,
-            self.size,
-            offset,
-            end,  # type: ignore[arg-type]
-        )
-        absent = sorted(await self.repo.db.missing(run.ids))
+        await self._layout()
+        lo = bisect_right(self._starts, offset) - 1
+        hi = bisect_left(self._starts, end)
+        wanted = self._ids[lo:hi]
+        await self._load([c for c in dict.fromkeys(wanted) if c not in self._cache])
+        data = b"".join(self._cache[c] for c in wanted)
+        start = offset - self._starts[lo]
+        return data[start : start + (end - offset)]
+
+    async def _load(self, ids: list[bytes]) -> None:
+        if not ids:
+            return
+        absent = sorted(await self.repo.db.missing(ids))
         if absent:
             if self.repo.on_demand is None:
                 raise MissingObject(
@@ -47,11 +74,14 @@ class StoredFile:
                     f"changed: run it online, or `oxen fetch-data {self.row.path}` first"
                 )
             await self.repo.on_demand.objects(absent)
-        blobs = await self.repo.objects.read_blobs(set(run.ids))
-        data = b"".join(blobs[c] for c in run.ids)
-        self.bytes_read += len(data)
-        start = offset - run.offset
-        return data[start : start + (end - offset)]
+        blobs = await self.repo.objects.read_blobs(set(ids))
+        for oid in ids:
+            self._cache[oid] = blobs[oid]
+            self._cached += len(blobs[oid])
+            self.bytes_read += len(blobs[oid])
+        while self._cached > self.CACHE_BYTES and len(self._cache) > len(ids):
+            _, dropped = self._cache.popitem(last=False)
+            self._cached -= len(dropped)
 
 
 class SyncReader(io.RawIOBase):
