@@ -174,3 +174,36 @@ def test_python_api_df_schemas_and_row_diff(workdir: Path) -> None:
     assert [s.path for s in r.schemas()] == ["t.csv"]
     changes = r.diff_table(r.root / "t.csv", keys=["id"])
     assert (changes.added, changes.removed, changes.modified) == (0, 0, 1)
+
+
+def test_slices_of_each_format_from_a_file_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_frame streams csv, jsonl and arrow (file or stream format) from a seekable
+    file: a slice in the middle lets go of the batches before it."""
+    import io
+
+    table = big_table(3000)
+    ipc_file, ipc_stream = pa.BufferOutputStream(), pa.BufferOutputStream()
+    with ipc.new_file(ipc_file, table.schema) as w:
+        w.write_table(table, max_chunksize=500)
+    with ipc.new_stream(ipc_stream, table.schema) as w:
+        w.write_table(table, max_chunksize=500)
+    sources = {
+        "arrow": ipc_file.getvalue().to_pybytes(),
+        "arrow stream": ipc_stream.getvalue().to_pybytes(),
+        "csv": b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(3000)),
+        "jsonl": b"".join(b'{"id": %d, "name": "n%d"}\n' % (i, i) for i in range(3000)),
+        "jsonl streamed": b"".join(b'{"id": %d, "name": "n%d"}\n' % (i, i) for i in range(3000)),
+    }
+    for kind, data in sources.items():
+        fmt = kind.split()[0]
+        monkeypatch.setattr(dataframe, "JSONL_WHOLE", 1000 if kind == "jsonl streamed" else 1 << 26)
+        frame = dataframe.read_frame(
+            io.BytesIO(data), fmt, Rows(start=1234, stop=1237), ["id"], None, None
+        )
+        assert frame.table.column("id").to_pylist() == [1234, 1235, 1236], kind
+        whole = dataframe.read_frame(io.BytesIO(data), fmt, Rows(start=2990), None, None, None)
+        assert whole.total_rows == 3000 and whole.table.num_rows == 10, kind
+        past = dataframe.read_frame(io.BytesIO(data), fmt, Rows(start=5000), None, None, None)
+        assert past.table.num_rows == 0 and "id" in past.table.column_names, kind

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +24,17 @@ from oxen.verbs.stored_file import StoredFile, SyncReader
 from oxen.worktree.tabular import format_of
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
+
+    Connect = Callable[[], duckdb.DuckDBPyConnection]
 
 DEFAULT_HEAD = 20  # rows shown when no slice is asked for (and nothing is written out)
 BATCH_ROWS = 64 * 1024
+PARQUET_BUFFER = 1 << 20  # a column chunk is read this much at a time, not whole
+JSONL_WHOLE = (
+    64 * 1024 * 1024
+)  # a jsonl file up to this size is parsed whole, a larger one streamed
 TABLE_NAME = "df"  # what --sql queries call the file
 
 
@@ -91,7 +98,7 @@ async def df(
         fmt = format_of(path)
         if fmt is None:
             raise InvalidInput(f"{path} is not a tabular file (csv, tsv, parquet, arrow, jsonl)")
-        return await asyncio.to_thread(_read, str(local), fmt, rows, columns, where, sql)
+        return await asyncio.to_thread(read_frame, str(local), fmt, rows, columns, where, sql)
     tree = await repo.tree_of(rev or "HEAD")
     entry = await repo.trees.lookup(tree, path)
     if not isinstance(entry, FileEntry):
@@ -108,19 +115,28 @@ async def df(
 
     stored = StoredFile(repo, file_row(path, entry))
     reader = SyncReader(stored, asyncio.get_running_loop())
-    frame = await asyncio.to_thread(_read, reader, fmt, rows, columns, where, sql)
+    frame = await asyncio.to_thread(read_frame, reader, fmt, rows, columns, where, sql)
     frame.bytes_read = stored.bytes_read
     return frame
 
 
-def _read(
-    source: Any, fmt: str, rows: Rows, columns: list[str] | None, where: str | None, sql: str | None
+def read_frame(
+    source: Any,
+    fmt: str,
+    rows: Rows,
+    columns: list[str] | None,
+    where: str | None,
+    sql: str | None,
+    connect: Connect | None = None,
 ) -> Frame:
+    """The rows and columns asked for of a ``fmt`` file: ``source`` is a path or a seekable
+    binary file (blocking: run it in a worker thread).  ``connect`` makes the DuckDB
+    connection a filter or query runs on (a server's is sandboxed, and can be interrupted)."""
     import pyarrow as pa
 
     try:
         if where is not None or sql is not None:
-            return _query(source, fmt, rows, columns, where, sql)
+            return _query(source, fmt, rows, columns, where, sql, connect)
         if fmt == "parquet":
             return _parquet(source, rows, columns)
         return _stream(_batches(source, fmt, columns), fmt, rows)
@@ -185,18 +201,42 @@ def _batches(source: Any, fmt: str, columns: list[str] | None) -> Iterator[pa.Re
     elif fmt == "arrow":
         import pyarrow.ipc as ipc
 
-        data = source.read() if not isinstance(source, str) else None
-        opened = ipc.open_file(pa.py_buffer(data) if data is not None else pa.memory_map(source))
-        _check_columns(columns, opened.schema.names)
-        for i in range(opened.num_record_batches):
-            batch = opened.get_batch(i)
+        opened = pa.memory_map(source) if isinstance(source, str) else source
+        try:  # the file format (batches read one at a time, by its footer), else a stream
+            file = ipc.open_file(opened)
+            arrow: Iterator[pa.RecordBatch] = (
+                file.get_batch(i) for i in range(file.num_record_batches)
+            )
+            names = file.schema.names
+        except pa.ArrowInvalid:
+            opened.seek(0)
+            stream = ipc.open_stream(opened)
+            arrow, names = iter(stream), stream.schema.names
+        _check_columns(columns, names)
+        for batch in arrow:
             yield batch.select(columns) if columns else batch
     else:  # jsonl
         import pyarrow.json as pjson
 
-        table = pjson.read_json(source)
-        _check_columns(columns, table.column_names)
-        yield from (table.select(columns) if columns else table).to_batches(BATCH_ROWS)
+        if _size(source) <= JSONL_WHOLE:  # whole: later lines may add fields or widen types
+            table = pjson.read_json(source)
+            _check_columns(columns, table.column_names)
+            yield from (table.select(columns) if columns else table).to_batches(BATCH_ROWS)
+            return
+        reader = pjson.open_json(  # a block at a time, its columns those of the first block
+            source, read_options=pjson.ReadOptions(use_threads=False, block_size=1 << 20)
+        )
+        _check_columns(columns, reader.schema.names)
+        for batch in reader:
+            yield batch.select(columns) if columns else batch
+
+
+def _size(source: Any) -> int:
+    if isinstance(source, str):
+        return os.path.getsize(source)
+    size = source.seek(0, os.SEEK_END)
+    source.seek(0)
+    return size
 
 
 def _stream(batches: Iterator[pa.RecordBatch], fmt: str, rows: Rows) -> Frame:
@@ -205,28 +245,39 @@ def _stream(batches: Iterator[pa.RecordBatch], fmt: str, rows: Rows) -> Frame:
     import pyarrow as pa
 
     kept: deque[pa.RecordBatch] = deque()
-    seen = 0
+    seen = dropped = 0  # rows read; of those, rows let go of (before the first asked for)
+    schema = None
     want_stop = rows.head if rows.head is not None else rows.stop
     for batch in batches:
         kept.append(batch)
+        schema = batch.schema
         seen += batch.num_rows
         if rows.tail is not None:
-            while kept and seen - kept[0].num_rows >= rows.tail:
-                seen -= kept.popleft().num_rows
+            while kept and seen - dropped - kept[0].num_rows >= rows.tail:
+                dropped += kept.popleft().num_rows
+        elif rows.start is not None:
+            while kept and dropped + kept[0].num_rows <= rows.start:
+                dropped += kept.popleft().num_rows
         if want_stop is not None and seen >= want_stop:
             break
-    if not kept:
+    if schema is None:
         return Frame(pa.table({}), 0, fmt)
-    table = pa.Table.from_batches(list(kept))
+    table = pa.Table.from_batches(list(kept), schema)
     if rows.tail is not None:
         return Frame(table.slice(max(0, table.num_rows - rows.tail)), None, fmt)
-    first, stop = rows.span(table.num_rows)
-    total = table.num_rows if want_stop is None or table.num_rows < want_stop else None
-    return Frame(table.slice(first, stop - first), total, fmt)
+    first, stop = rows.span(seen)
+    total = seen if want_stop is None or seen < want_stop else None
+    return Frame(table.slice(first - dropped, stop - first), total, fmt)
 
 
 def _query(
-    source: Any, fmt: str, rows: Rows, columns: list[str] | None, where: str | None, sql: str | None
+    source: Any,
+    fmt: str,
+    rows: Rows,
+    columns: list[str] | None,
+    where: str | None,
+    sql: str | None,
+    connect: Connect | None = None,
 ) -> Frame:
     """``SELECT ... WHERE where`` or ``sql`` (which calls the file ``df``), streamed through
     DuckDB from pyarrow's batches."""
@@ -236,7 +287,7 @@ def _query(
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(source)
+        pf = pq.ParquetFile(source, buffer_size=PARQUET_BUFFER)
         _check_columns(columns, pf.schema_arrow.names)
         batches: Iterator[pa.RecordBatch] = pf.iter_batches(BATCH_ROWS)
         schema = pf.schema_arrow
@@ -255,7 +306,7 @@ def _query(
     reader = pa.RecordBatchReader.from_batches(schema, batches)
     picked = ", ".join(_quote(c) for c in columns) if columns else "*"
     query = sql if sql is not None else f"SELECT {picked} FROM {TABLE_NAME} WHERE {where}"
-    con = duckdb.connect()
+    con = connect() if connect is not None else duckdb.connect()
     try:
         con.register(TABLE_NAME, reader)
         from oxen.verbs.table_diff import arrow_reader

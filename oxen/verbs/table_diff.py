@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +78,7 @@ async def diff_table(
         raise InvalidInput(f"{path} is not a tabular file (csv, tsv, parquet, arrow, jsonl)")
     async with _version(repo, path, a or "HEAD") as left, _version(repo, path, b) as right:
         return await asyncio.to_thread(
-            _diff, left, right, fmt, keys, compare, output, repo.objects.tmp_dir
+            diff_files, left, right, fmt, keys, compare, output, repo.objects.tmp_dir
         )
 
 
@@ -135,7 +135,7 @@ def _connect(tmp: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _diff(
+def diff_files(
     left: Path,
     right: Path,
     fmt: str,
@@ -143,11 +143,20 @@ def _diff(
     compare: list[str] | None,
     output: Path | None,
     tmp: Path,
+    shown: int = SHOWN,
+    skip: int = 0,
+    on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> TableDiff:
+    """The row diff of two files of format ``fmt`` (blocking: run it in a worker thread).
+    ``first`` holds ``shown`` rows of each kind after the first ``skip`` of them, in the
+    order of the keys (of every column without keys); ``on_connect`` is handed the DuckDB
+    connection first (a server interrupts one that runs too long)."""
     import duckdb
 
     con = _connect(tmp)
     try:
+        if on_connect is not None:
+            on_connect(con)
         con.execute(f"CREATE VIEW a AS SELECT * FROM {_reader(fmt, left)}")
         con.execute(f"CREATE VIEW b AS SELECT * FROM {_reader(fmt, right)}")
         cols_a = [r[0] for r in con.execute("DESCRIBE a").fetchall()]
@@ -167,9 +176,9 @@ def _diff(
             columns_removed=[c for c in cols_a if c not in cols_b],
         )
         if keys:
-            _by_keys(con, result, output)
+            _by_keys(con, result, output, shown, skip)
         else:
-            _whole_rows(con, result, cols_a, cols_b, output)
+            _whole_rows(con, result, cols_a, cols_b, output, shown, skip)
         return result
     except duckdb.Error as e:
         raise InvalidInput(f"cannot diff these versions: {str(e).splitlines()[0][:300]}") from None
@@ -177,7 +186,13 @@ def _diff(
         con.close()
 
 
-def _by_keys(con: duckdb.DuckDBPyConnection, result: TableDiff, output: Path | None) -> None:
+def _by_keys(
+    con: duckdb.DuckDBPyConnection,
+    result: TableDiff,
+    output: Path | None,
+    shown: int = SHOWN,
+    skip: int = 0,
+) -> None:
     on = " AND ".join(f"a.{_q(k)} = b.{_q(k)}" for k in result.keys)
     absent_a = " AND ".join(f"a.{_q(k)} IS NULL" for k in result.keys)
     absent_b = " AND ".join(f"b.{_q(k)} IS NULL" for k in result.keys)
@@ -209,7 +224,9 @@ def _by_keys(con: duckdb.DuckDBPyConnection, result: TableDiff, output: Path | N
         if n:
             result.changed_columns[c] = n
     hidden = [f"{_q('_changed_' + c)}" for c in result.compared] or ["_none"]
-    _first_and_output(con, result, f"SELECT * EXCLUDE ({', '.join(hidden)}) FROM changes", output)
+    select = f"SELECT * EXCLUDE ({', '.join(hidden)}) FROM changes"
+    order = ", ".join(_q(k) for k in result.keys)
+    _first_and_output(con, result, select, output, order, shown, skip)
 
 
 def _whole_rows(
@@ -218,6 +235,8 @@ def _whole_rows(
     cols_a: list[str],
     cols_b: list[str],
     output: Path | None,
+    shown: int = SHOWN,
+    skip: int = 0,
 ) -> None:
     shared = ", ".join(_q(c) for c in cols_a if c in cols_b)
     con.execute(
@@ -227,7 +246,7 @@ def _whole_rows(
         f"(SELECT 'removed' AS {STATUS}, * FROM (SELECT {shared} FROM a EXCEPT ALL SELECT {shared} FROM b))"
     )
     _tally(con, result)
-    _first_and_output(con, result, "SELECT * FROM changes", output)
+    _first_and_output(con, result, "SELECT * FROM changes", output, "ALL", shown, skip)
 
 
 def _tally(con: duckdb.DuckDBPyConnection, result: TableDiff) -> None:
@@ -236,10 +255,22 @@ def _tally(con: duckdb.DuckDBPyConnection, result: TableDiff) -> None:
 
 
 def _first_and_output(
-    con: duckdb.DuckDBPyConnection, result: TableDiff, select: str, output: Path | None
+    con: duckdb.DuckDBPyConnection,
+    result: TableDiff,
+    select: str,
+    output: Path | None,
+    order: str,
+    shown: int,
+    skip: int,
 ) -> None:
     for kind in ("added", "removed", "modified"):
-        rel = arrow_table(con, f"{select} WHERE {STATUS} = '{kind}' LIMIT {SHOWN}")
+        if not shown or getattr(result, kind) <= skip:
+            continue
+        rel = arrow_table(
+            con,
+            f"{select} WHERE {STATUS} = '{kind}' ORDER BY {order} "
+            f"LIMIT {int(shown)} OFFSET {int(skip)}",
+        )
         if rel.num_rows:
             result.first[kind] = rel.drop_columns([STATUS]).to_pylist()
     if output is not None:
