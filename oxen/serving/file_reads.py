@@ -52,8 +52,8 @@ async def find_file(repo: ServedRepo, rev: str, path: str) -> FileAt:
     InvalidInput for a directory."""
     check_repo_path(path)
     commit = await resolve_rev(repo, rev)
-    tree = (await _after_refresh(repo, lambda: _commit(repo, commit))).tree
-    entry = await _after_refresh(repo, lambda: repo.trees.lookup(tree, path))
+    tree = (await after_refresh(repo, lambda: _commit(repo, commit))).tree
+    entry = await after_refresh(repo, lambda: repo.trees.lookup(tree, path))
     if entry is None:
         raise NotFound(f"no file {path} at {rev}")
     if not isinstance(entry, FileEntry):
@@ -87,7 +87,7 @@ async def _commit(repo: ServedRepo, cid: bytes) -> CommitNode:
     return node
 
 
-async def _after_refresh(repo: ServedRepo, read: Callable[[], Awaitable[T]]) -> T:
+async def after_refresh(repo: ServedRepo, read: Callable[[], Awaitable[T]]) -> T:
     """``read()``, and once more if another server stored what it missed; a miss that
     stays one is NotFound."""
     try:
@@ -104,7 +104,7 @@ async def _after_refresh(repo: ServedRepo, read: Callable[[], Awaitable[T]]) -> 
 async def chunk_lengths(repo: ServedRepo, file: FileAt) -> list[int]:
     """The lengths of the file's chunks, in order."""
     e = file.entry
-    run = await _after_refresh(
+    run = await after_refresh(
         repo, lambda: expand_span(repo.objects, e.id, e.chunks, e.size, 0, e.size)
     )
     return run.lengths
@@ -171,7 +171,7 @@ async def plan_read(repo: ServedRepo, file: FileAt, start: int, end: int) -> Rea
     """Where each chunk of bytes ``start`` to ``end`` is, looked up in one batch before a
     byte is sent (so a missing chunk is a clean error, not a cut-off answer)."""
     e = file.entry
-    run = await _after_refresh(
+    run = await after_refresh(
         repo, lambda: expand_span(repo.objects, e.id, e.chunks, e.size, start, end)
     )
     wanted = set(run.ids)
