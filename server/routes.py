@@ -14,7 +14,7 @@ from aiohttp import web
 from oxen.errors import InvalidInput
 from oxen.formats.ids import ID_LEN, from_hex, split_ids
 from oxen.objects.temp_files import temp_path
-from oxen.server import files
+from oxen.server import files, tables
 from oxen.server.auth import Role, needs
 from oxen.server.protocol import plain_http
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
@@ -243,3 +243,28 @@ async def file_chunks(request: web.Request) -> web.Response:
     """The lengths of a file's chunks: what a client needs to check its bytes."""
     async with served(request) as repo:
         return await files.send_chunk_lengths(request, repo)
+
+
+@routes.get("/api/repos/{namespace}/{name}/schema/{path:.+}")
+@needs(Role.READER)
+async def table_schema(request: web.Request) -> web.Response:
+    """A tabular file's format, columns and row count at a revision, from its tree."""
+    async with served(request) as repo:
+        return await tables.send_schema(request, repo)
+
+
+@routes.get("/api/repos/{namespace}/{name}/rows/{path:.+}")
+@needs(Role.READER)
+async def table_rows(request: web.Request) -> web.Response:
+    """A page of a tabular file's rows at a revision (``offset``, ``limit``, ``columns``,
+    ``filter``), reading only what the page needs."""
+    async with served(request) as repo:
+        return await tables.send_rows(request, repo)
+
+
+@routes.get("/api/repos/{namespace}/{name}/diff/{path:.+}")
+@needs(Role.READER)
+async def table_diff(request: web.Request) -> web.Response:
+    """The row diff of a tabular file from ``base`` to ``head`` by ``keys``."""
+    async with served(request) as repo:
+        return await tables.send_diff(request, repo)
