@@ -22,7 +22,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from oxen.formats.ids import ID_LEN, hash_bytes
-from oxen.formats.nodes import CommitNode, DirNode, FileEntry, VNode, encode_with_id
+from oxen.formats.nodes import CommitNode, DirNode, FileEntry, Schema, VNode, encode_with_id
 from oxen.formats.packs import FOOTER_LEN, Kind, SealedPack, decode_trailer, trailer_span
 from oxen.objects.pack_index import verify_pack_file
 from oxen.server.auth import Role
@@ -46,7 +46,8 @@ BASE = f"/api/repos/{NS}/{NAME}"
 
 @dataclass(frozen=True)
 class Seed:
-    """What the repository holds: two commits, C2 a child of C1; main is at C1."""
+    """What the repository holds: two commits, C2 a child of C1; main is at C1. Each holds
+    a text file (f0.txt, f1.txt) and a csv with its schema (t.csv, edited by C2)."""
 
     c1: bytes
     c2: bytes
@@ -54,15 +55,24 @@ class Seed:
     pack: bytes  # a valid pack of them
 
 
+CSVS = [b"id,label\n1,a\n2,b\n", b"id,label\n1,a\n2,c\n3,d\n"]  # t.csv in C1, C2
+
+
 def seed_objects() -> tuple[Seed, list[tuple[bytes, int, bytes]]]:
     blobs_: list[tuple[bytes, int, bytes]] = []
     parents: tuple[bytes, ...] = ()
     commits = []
-    for i, text in enumerate([b"first file", b"second file"]):
-        chunk = hash_bytes(text)
-        blobs_.append((chunk, int(Kind.CHUNK), text))
-        vid, vnode = encode_with_id(VNode((FileEntry(f"f{i}.txt", chunk, len(text)),)))
-        did, dnode = encode_with_id(DirNode((vid,), len(text), 1, 1))
+    sid, schema = encode_with_id(Schema("csv", (("id", "int64"), ("label", "string"))))
+    blobs_.append((sid, int(Kind.NODE), schema))
+    for i, (text, csv) in enumerate(zip([b"first file", b"second file"], CSVS, strict=True)):
+        chunk, table = hash_bytes(text), hash_bytes(csv)
+        blobs_ += [(chunk, int(Kind.CHUNK), text), (table, int(Kind.CHUNK), csv)]
+        entries = (
+            FileEntry(f"f{i}.txt", chunk, len(text)),
+            FileEntry("t.csv", table, len(csv), schema=sid, rows=csv.count(b"\n") - 1),
+        )
+        vid, vnode = encode_with_id(VNode(entries))
+        did, dnode = encode_with_id(DirNode((vid,), len(text) + len(csv), 2, 2))
         cid, commit = encode_with_id(
             CommitNode(did, parents, "Ada", "ada@example.com", 1_700_000_000 + i, 0, f"c{i}")
         )
@@ -237,6 +247,9 @@ ROUTES = [
     ("DELETE", f"{BASE}/refs/heads/main"),
     ("GET", f"{BASE}/files/f0.txt"),
     ("GET", f"{BASE}/chunks/f0.txt"),
+    ("GET", f"{BASE}/schema/t.csv"),
+    ("GET", f"{BASE}/rows/t.csv"),
+    ("GET", f"{BASE}/diff/t.csv"),
 ]
 
 
@@ -604,3 +617,65 @@ def test_file_reads(live: Fuzzed, data: st.DataObject) -> None:
         return
     first, last = answer.headers["content-range"].split()[1].split("/")[0].split("-")
     assert sent.method == b"HEAD" or answer.body == content[int(first) : int(last) + 1]
+
+
+# -- tables: schemas, pages of rows, row diffs ----------------------------------------------
+
+NUMBERS = ["0", "1", "2", "3", "1000", "1001", "-1", "", "1e3", "0x10", " 1", "9" * 30, "\u0663"]
+NAMES = [
+    "id",
+    "label",
+    "id,label",
+    "label,id",
+    "nope",
+    "id,id",
+    ",",
+    "",
+    "id,",
+    "\u00e9",
+    "a" * 300,
+]
+FILTERS = ["id > 1", "label = 'c'", "label LIKE '%'", "id IN (1, 3)", "lower(label) <> 'x'"]
+FILTERS += ["", " ", "id >", "'", "(((", "1=1; DROP TABLE df", "1=1 UNION SELECT 1"]
+FILTERS += ["id IN (SELECT 1)", "repeat(label, 1000000000) = ''", "current_setting('x') = ''"]
+FILTERS += ["label + 1 = 2", "nope = 1", "id = ?", "\x00", "count(*) > 1", "(" * 2000 + "1"]
+REVS = [None, "main", SEED.c1.hex(), SEED.c2.hex(), SEED.c1.hex().upper(), "nope", "a..b", "%00"]
+
+
+@st.composite
+def table_requests(draw: st.DrawFn, live: Fuzzed) -> Sent:
+    route = pick(draw, ["schema", "rows", "rows", "rows", "diff", "diff"])
+    path = pick(draw, ["t.csv"] * 8 + ["f0.txt", "nope.csv", "..", "%2e%2e/t.csv", "t.csv/x"])
+    params: dict[str, str | None] = {"rev": pick(draw, REVS)}
+    if route == "rows":
+        params["offset"] = pick(draw, [None, None, *NUMBERS])
+        params["limit"] = pick(draw, [None, None, *NUMBERS])
+        params["columns"] = pick(draw, [None, None, *NAMES])
+        params["filter"] = pick(draw, [None, None, *FILTERS, draw(st.text(max_size=20))])
+    elif route == "diff":
+        params = {"base": pick(draw, REVS), "head": pick(draw, REVS)}
+        params["keys"] = pick(draw, [None, "id", "id", *NAMES])
+        params["compare"] = pick(draw, [None, None, *NAMES])
+        params["limit"] = pick(draw, [None, None, *NUMBERS])
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v is not None)
+    target = f"{BASE}/{route}/{path}" + (f"?{query}" if query else "")
+    headers = live.auth(pick(draw, [live.reader, live.writer]))
+    return Sent(pick(draw, [b"GET"] * 4 + [b"HEAD"]), target.encode(), headers, b"")
+
+
+@fuzz_settings(150)
+@given(st.data())
+def test_table_reads(live: Fuzzed, data: st.DataObject) -> None:
+    sent = data.draw(table_requests(live))
+    answer = send_and_check(live, sent, "routes: tables")
+    if answer.status != 200 or sent.method == b"HEAD":
+        return
+    body = answer.json()
+    if "/rows/" in sent.target.decode():
+        assert len(body["rows"]) <= body["limit"]
+        stop = body["offset"] + len(body["rows"])
+        assert body["next_offset"] in (None, stop)
+    elif "/diff/" in sent.target.decode():
+        assert {"added", "removed", "modified"} <= body.keys()
+    else:
+        assert body["format"] == "csv" and body["rows"] in (2, 3)
