@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import datetime
 import functools
-import io
 import json
 import math
 import threading
@@ -46,6 +46,7 @@ from oxen.objects.temp_files import temp_path
 from oxen.serving.file_reads import FileAt, after_refresh, find_file, plan_read
 from oxen.serving.served_repo import ServedRepo
 from oxen.verbs.dataframe import Rows, read_frame
+from oxen.verbs.stored_file import SyncReader
 from oxen.verbs.table_diff import diff_files
 from oxen.worktree.tabular import format_of
 
@@ -251,53 +252,27 @@ class ServedFile:
         return b"".join(parts)
 
 
-class BlockingReader(io.RawIOBase):
+class BlockingReader(SyncReader):
     """A seekable, read-only binary file over a :class:`ServedFile`, for a table thread:
     each read runs on ``loop`` and is waited for, never past the budget's time."""
 
     GRACE = 5.0  # seconds a read may take past the deadline before the thread stops waiting
 
     def __init__(self, file: ServedFile, loop: asyncio.AbstractEventLoop, budget: Budget) -> None:
-        super().__init__()
+        super().__init__(file, loop)  # type: ignore[arg-type]
         self.file = file
-        self.loop = loop
         self.budget = budget
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.file.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def size(self) -> int:
-        return self.file.size
 
     def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            n = self.file.size - self.pos
         self.budget.check()
-        future = asyncio.run_coroutine_threadsafe(self.file.read(self.pos, n), self.loop)
+        return super().read(n)
+
+    def _wait(self, future: concurrent.futures.Future[bytes]) -> bytes:
         try:
-            data = future.result(timeout=self.budget.remaining() + self.GRACE)
+            return future.result(timeout=self.budget.remaining() + self.GRACE)
         except TimeoutError:
             future.cancel()
             raise self.budget.error() from None
-        self.pos += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 # -- schema ---------------------------------------------------------------------------------

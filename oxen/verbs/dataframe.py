@@ -332,24 +332,8 @@ def _check_columns(columns: list[str] | None, names: list[str]) -> None:
 def write_out(table: pa.Table, out: Path) -> None:
     """Write rows to a parquet (content-defined pages: the next version deduplicates),
     csv or jsonl file, by its extension; through a temporary file and a rename."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
-    ext = out.suffix.lower()
-    tmp = out.with_name(f".{out.name}.oxen-{os.getpid()}.tmp")
-    try:
-        if ext == ".parquet":
-            pq.write_table(table, tmp, use_content_defined_chunking=True)
-        elif ext in (".csv", ".tsv"):
-            pcsv.write_csv(table, tmp, pcsv.WriteOptions(delimiter="\t" if ext == ".tsv" else ","))
-        elif ext in (".jsonl", ".ndjson"):
-            import json
+    from oxen.verbs.table_diff import write_stream
 
-            with open(tmp, "w", encoding="utf-8") as f:
-                for record in table.to_pylist():
-                    f.write(json.dumps(record, default=str) + "\n")
-        else:
-            raise InvalidInput(f"--output must end in .parquet, .csv, .tsv or .jsonl: {out}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_stream(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()), out)

@@ -10,6 +10,7 @@ a worker thread while the event loop does the reads.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -85,8 +86,9 @@ class StoredFile:
 
 
 class SyncReader(io.RawIOBase):
-    """A seekable, read-only binary file over a :class:`StoredFile`, for use in a worker
-    thread (each read is run on ``loop`` and waited for)."""
+    """A seekable, read-only binary file over a :class:`StoredFile` (or anything with
+    ``size`` and an async ``read(offset, n)``), for use in a worker thread: each read is
+    run on ``loop`` and waited for (``_wait``: how; the server's reader bounds it)."""
 
     def __init__(self, stored: StoredFile, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -111,13 +113,16 @@ class SyncReader(io.RawIOBase):
     def size(self) -> int:
         return self.stored.size
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0:
             n = self.stored.size - self.pos
         future = asyncio.run_coroutine_threadsafe(self.stored.read(self.pos, n), self.loop)
-        data = future.result()
+        data = self._wait(future)
         self.pos += len(data)
         return data
+
+    def _wait(self, future: concurrent.futures.Future[bytes]) -> bytes:
+        return future.result()
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))

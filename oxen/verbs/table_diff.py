@@ -275,7 +275,7 @@ def _first_and_output(
             result.first[kind] = rel.drop_columns([STATUS]).to_pylist()
     if output is not None:
         reader = arrow_reader(con, f"{select} ORDER BY {STATUS}", 64 * 1024)
-        _write_stream(reader, output)
+        write_stream(reader, output)
 
 
 def arrow_table(con: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
@@ -292,7 +292,7 @@ def arrow_reader(con: duckdb.DuckDBPyConnection, query: str, rows: int) -> pa.Re
     return fetch(rows)
 
 
-def _write_stream(reader: pa.RecordBatchReader, out: Path) -> None:
+def write_stream(reader: pa.RecordBatchReader, out: Path) -> None:
     """Every changed row, with its status column, as parquet (content-defined pages),
     csv or jsonl, streamed through a temporary file."""
     import pyarrow.csv as pcsv
