@@ -167,9 +167,9 @@ class Chaos:
         self.scratch.mkdir(parents=True, exist_ok=True)
         (self.scratch / "config").mkdir(exist_ok=True)
         self.server.data_dir.mkdir(exist_ok=True)
+        self.server.start()  # which makes the store the token goes to
         self.env["OXEN_AUTH_TOKEN"] = self.server.add_user(self.scratch / "user.toml")
         self.env["OXEN_AUTH_HOST"] = self.server.host  # the token is for that server only
-        self.server.start()
         a = self.copies["a"]
         a.mkdir()
         self.must(self.scratch, "config", "--name", "Chaos", "--email", "chaos@example.com")

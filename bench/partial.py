@@ -56,8 +56,8 @@ class Bench:
 
     def __enter__(self) -> Bench:
         self.root.mkdir(parents=True, exist_ok=True)
+        self.server.launch()  # which makes the store the token goes to
         token = self.server.add_user(self.root / "user.toml")
-        self.server.launch()
         self.proxy = CountingProxy("oxen", self.server.port).start()
         host = self.proxy.url.removeprefix("http://")
         self.env |= {"OXEN_AUTH_TOKEN": token, "OXEN_AUTH_HOST": host}

@@ -360,8 +360,8 @@ class Services:
                 f"oxen-disk-{self.tag}", server_exe, run.root / "disk", None, base_env
             )
             stack.callback(disk.stop)
+            disk.launch()  # which makes the store the token goes to
             disk_token = disk.add_user(run.root / "disk-user.toml")
-            disk.launch()
             disk_proxy = self._proxy("oxen-disk", disk.port)
             run.targets.append(
                 Target(

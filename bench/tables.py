@@ -97,6 +97,7 @@ def run(quick: bool, runs: int | None) -> str:
     discard(root)
     root.mkdir(parents=True)
     r = Runner(root)
+    Ours().ensure_installed(False, False)  # with its bytecode, as an installed wheel has
     r.oxen(root, "config", "--name", IDENTITY[0], "--email", IDENTITY[1])
     w2 = datagen.w2_parquet(size, 0, False)
     repo = root / "w2"

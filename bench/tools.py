@@ -173,6 +173,12 @@ class Ours(Tool):
     def ensure_installed(self, allow_install: bool, force: bool) -> None:
         if not self.exe.exists():
             raise InstallError("no .venv/bin/oxen (run `make .venv/.installed`)")
+        # An editable install has no bytecode until a run writes it (and none is written
+        # where PYTHONDONTWRITEBYTECODE is set); an installed wheel has it, as the peers do.
+        import compileall
+
+        for package in ("oxen", "storage", "cli", "server"):
+            compileall.compile_dir(ROOT / package, quiet=1)
 
     def setup_cmds(self) -> list[Argv]:
         return [[str(self.exe), "config", "--name", IDENTITY[0], "--email", IDENTITY[1]]]

@@ -87,3 +87,23 @@ def fsck(args: argparse.Namespace) -> int:
         f"{report.commits} commits: {'ok' if not report.problems else f'{len(report.problems)} problem(s)'}"
     )
     return 1 if report.problems else 0
+
+
+def gc(args: argparse.Namespace) -> int:
+    from oxen.verbs.gc import gc as collect
+
+    report = with_repo(lambda r: collect(r, args.dry_run))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    verb = "would remove" if report.dry_run else "removed"
+    print(
+        f"{verb} {report.removed} of {report.objects} objects ({human_size(report.bytes_freed)}):"
+        f" {report.packs_deleted} packs deleted, {report.packs_rewritten} rewritten"
+    )
+    if report.kept_unreached:
+        print(
+            f"kept {report.kept_unreached} unreached objects ({human_size(report.kept_bytes)})"
+            " in packs mostly in use"
+        )
+    return 0

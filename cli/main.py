@@ -23,7 +23,17 @@ from oxen.storage.errors import StoreError
 WITHOUT_CYCLIC_GC = {"status", "add", "commit", "rm", "restore"}
 
 # Commands that never need what a partial clone lacks (no --offline, no fetching)
-LOCAL_ONLY = {"status", "init", "config", "create-remote", "remote"}
+LOCAL_ONLY = {
+    "status",
+    "init",
+    "config",
+    "create-remote",
+    "remote",
+    "workspace",
+    "upload",
+    "gc",
+    "ls",
+}
 
 # command -> "module:function"
 HANDLERS = {
@@ -182,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("id")
 
     cmd("fsck", "Re-hash every stored object and check the history is whole.", look + "fsck")
+    c = cmd(
+        "gc",
+        "Remove stored objects nothing here reaches (after deleted branches, drop-data).",
+        look + "gc",
+    )
+    c.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    c.add_argument("--json", action="store_true", help="the report as JSON")
 
     sync = "oxen.cli.sync_commands:"
     c = cmd("create-remote", "Create a repository on a server.", sync + "create_remote")
@@ -234,10 +251,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
 
+    c = cmd(
+        "ls",
+        "List a folder of a remote repository at any revision (needs no repository).",
+        sync + "ls",
+    )
+    c.add_argument(
+        "url", metavar="URL", help="the repository: http[s]://HOST[:PORT]/NAMESPACE/NAME"
+    )
+    c.add_argument(
+        "path", nargs="?", default="", metavar="PATH", help="a folder (default: the top)"
+    )
+    c.add_argument("--rev", help="a branch or a full commit id (default: main)")
+    c.add_argument("-l", dest="long", action="store_true", help="type, size, id, files or rows")
+    c.add_argument("--limit", type=int, metavar="N", help="only the first N entries")
+    c.add_argument("--json", action="store_true", help="the listing as JSON")
+
     c = cmd("push", "Send a branch's new commits and data to a remote.", sync + "push")
     c.add_argument("remote", nargs="?", default="origin")
     c.add_argument("branch", nargs="?")
     c.add_argument("-d", "--delete", action="store_true", help="delete the branch on the remote")
+    c.add_argument(
+        "--no-merge",
+        action="store_true",
+        help="refuse when the remote's branch moved on, instead of pushing a merge made of "
+        "trees alone (when the two sides changed different paths)",
+    )
     c.add_argument("-j", "--jobs", type=int, default=4, help="requests in flight")
 
     c = cmd("fetch", "Get a remote's commits and the data of its branch tips.", sync + "fetch")
@@ -270,6 +309,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--no-data", action="store_true", help="every commit and tree, no file data")
     c.add_argument("-j", "--jobs", type=int, default=4)
+
+    work = "oxen.cli.workspace_commands:"
+    c = cmd(
+        "workspace",
+        "Change a remote branch without a clone: stage files on the server, commit there.",
+        work + "workspace",
+    )
+    c.usage = "oxen workspace create|list|status|add|rm|unstage|ls|df|edit|commit|delete URL ..."
+
+    def ws_action(verb: str, help: str, handler: str, one: bool = True) -> argparse.ArgumentParser:
+        parser = action("workspace", verb, help, work + handler)
+        parser.add_argument("url", metavar="URL", help="http[s]://HOST[:PORT]/NAMESPACE/NAME")
+        if one:
+            parser.add_argument(
+                "-w", "--workspace", required=True, metavar="ID_OR_NAME", help="which workspace"
+            )
+        parser.add_argument("--json", action="store_true", help="the answer as JSON")
+        return parser
+
+    c = ws_action("create", "Start a workspace on a branch.", "create", one=False)
+    c.add_argument("-b", "--branch", default="main")
+    c.add_argument("--name", help="a name to find it by (letters, digits, '-', '_', '.')")
+    ws_action("list", "List a repository's workspaces.", "list_all", one=False)
+    ws_action("status", "What a workspace stages, and whether its branch moved.", "status")
+    c = ws_action(
+        "add",
+        "Upload files or folders (only the chunks the server lacks) and stage them.",
+        "add",
+    )
+    c.add_argument("paths", nargs="+", metavar="LOCAL")
+    c.add_argument("--dst", metavar="DIR", help="the folder to put them in (default: the top)")
+    c = ws_action("rm", "Stage the removal of files or folders of the branch.", "rm")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c = ws_action("unstage", "Drop staged changes of files or folders.", "unstage")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c = ws_action("ls", "List a folder as the workspace's commit would have it.", "ls")
+    c.add_argument("path", nargs="?", metavar="PATH")
+    c = ws_action("df", "A page of rows of the workspace's version of a tabular file.", "df")
+    c.add_argument("path", metavar="PATH")
+    c.add_argument("--offset", type=int, default=0)
+    c.add_argument("--limit", type=int, default=20, help="1 to 1000 (default 20)")
+    c.add_argument("--columns", metavar="C1,C2")
+    c.add_argument("--filter", metavar="EXPR", help="a SQL expression over the columns")
+    c = ws_action(
+        "edit",
+        "Append rows, or update or delete rows by key, of a tabular file (the server writes"
+        " its next version and stages it).",
+        "edit",
+    )
+    c.add_argument("path", metavar="PATH")
+    c.add_argument("--keys", metavar="C1,C2", help="the columns that name a row")
+    c.add_argument("--append", metavar="ROWS.jsonl", help="rows to add at the end ('-': stdin)")
+    c.add_argument(
+        "--update", metavar="ROWS.jsonl", help="each row's keys, and the columns to set in it"
+    )
+    c.add_argument("--delete", metavar="ROWS.jsonl", help="the keys of the rows to delete")
+    c = ws_action("commit", "Commit the staged changes on the server.", "commit")
+    c.add_argument("-m", "--message", required=True)
+    ws_action("delete", "Delete a workspace and its staged changes.", "delete")
+
+    c = cmd(
+        "upload",
+        "Add files to a remote branch and commit them there, without a clone.",
+        work + "upload",
+    )
+    c.add_argument("url", metavar="URL", help="http[s]://HOST[:PORT]/NAMESPACE/NAME")
+    c.add_argument("paths", nargs="+", metavar="LOCAL")
+    c.add_argument("-m", "--message", required=True)
+    c.add_argument("-b", "--branch", default="main")
+    c.add_argument("--dst", metavar="DIR", help="the folder to put them in (default: the top)")
+    c.add_argument("--json", action="store_true", help="the answer as JSON")
 
     c = cmd(
         "fetch-data",

@@ -1,4 +1,4 @@
-"""Commands that talk to a remote: create-remote, remote, download, push, pull, fetch,
+"""Commands that talk to a remote: create-remote, remote, download, ls, push, pull, fetch,
 clone.
 
 Each calls one verb of :mod:`oxen.sync` over a connection from :mod:`oxen.sync.remotes`.
@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 from oxen.cli.output import human_size
 from oxen.cli.progress import bar
@@ -20,6 +23,7 @@ from oxen.sync.clone import clone as clone_repo
 from oxen.sync.download import download as download_file
 from oxen.sync.fetch import fetch as fetch_repo
 from oxen.sync.fetch import pull as pull_repo
+from oxen.sync.listing import Listing, list_tree
 from oxen.sync.on_demand import remote_name_of
 from oxen.sync.protocol import RemoteURL
 from oxen.sync.push import branch_to_push, delete_remote_branch
@@ -95,6 +99,42 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def ls(args: argparse.Namespace) -> int:
+    url = RemoteURL.parse(args.url)
+    if args.limit is not None and args.limit < 1:
+        raise OxenError("--limit must be 1 or more")
+
+    async def go() -> Listing:
+        async with remotes.connect(url, jobs=1) as client:
+            return await list_tree(client, args.path, args.rev, args.limit)
+
+    found = asyncio.run(go())
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+    elif args.long:
+        for e in found.entries:
+            print(_long_line(e))
+    else:
+        for e in found.entries:
+            print(e["name"] + ("/" if e["type"] == "dir" else ""))
+    if len(found.entries) < found.total and not args.json:
+        more = found.total - len(found.entries)
+        print(f"({more} more: a larger --limit lists them)", file=sys.stderr)
+    return 0
+
+
+def _long_line(e: dict[str, Any]) -> str:
+    """``dir  1.2 MiB  <id>  201 files  many/`` or ``file  ...  parquet, 3 rows  t.parquet``."""
+    if e["type"] == "dir":
+        what, name = f"{e.get('count', 0)} files", e["name"] + "/"
+    else:
+        what, name = "", e["name"]
+        if "format" in e:
+            rows = e.get("rows")
+            what = e["format"] + (f", {rows} rows" if rows is not None else "")
+    return f"{e['type']:<4} {human_size(e['size']):>10}  {str(e.get('id', ''))[:10]:<10}  {what:<20} {name}"
+
+
 def push(args: argparse.Namespace) -> int:
     async def go() -> str:
         async with await Repository.open() as repo:
@@ -106,15 +146,27 @@ def push(args: argparse.Namespace) -> int:
                 if args.delete:
                     await delete_remote_branch(repo, client, branch, args.remote)
                     return f"deleted {branch} on {url}"
-                r = await push_repo(repo, client, args.remote, branch, args.jobs, bar)
+                r = await push_repo(
+                    repo, client, args.remote, branch, args.jobs, bar, merge=not args.no_merge
+                )
             if r.up_to_date:
                 return "Everything up-to-date"
             old = r.old.hex()[:10] if r.old else "(new branch)"
-            return (
-                f"{url} {branch}: {old} -> {r.new.hex()[:10]}\n"
+            lines = [
+                f"{url} {branch}: {old} -> {r.new.hex()[:10]}",
                 f"{r.commits} commits, {r.nodes} nodes, {r.chunks} chunks in {r.packs} packs; "
-                f"sent {r.bytes_sent} bytes ({human_size(r.bytes_sent)})"
-            )
+                f"sent {r.bytes_sent} bytes ({human_size(r.bytes_sent)})",
+            ]
+            if r.merged is not None:
+                n = len(r.merged.taken)
+                lines.insert(
+                    1,
+                    f"the remote's {branch} had moved on: pushed a merge with its "
+                    f"{n} changed path{'s' if n != 1 else ''} (no file data fetched); "
+                    f"your {branch} stays at {(await repo.refs.get(branch) or b'').hex()[:10]}: "
+                    f"oxen pull brings the merge and their files",
+                )
+            return "\n".join(lines)
 
     print(asyncio.run(go()))
     return 0
@@ -124,7 +176,7 @@ def fetch(args: argparse.Namespace) -> int:
     async def go() -> str:
         async with await Repository.open() as repo:
             url = remotes.remote_url(repo, args.remote)
-            async with remotes.connect(url, args.jobs) as client:
+            async with remotes.connect(url, args.jobs, operation="fetch") as client:
                 r = await fetch_repo(
                     repo, client, args.remote, args.branch, args.all, args.jobs, bar
                 )
@@ -139,7 +191,7 @@ def pull(args: argparse.Namespace) -> int:
     async def go() -> str:
         async with await Repository.open() as repo:
             url = remotes.remote_url(repo, args.remote)
-            async with remotes.connect(url, args.jobs) as client:
+            async with remotes.connect(url, args.jobs, operation="pull") as client:
                 fetched, merged = await pull_repo(
                     repo, client, args.remote, args.branch, args.jobs, bar
                 )
@@ -159,7 +211,7 @@ def clone(args: argparse.Namespace) -> int:
     dest = Path(args.dir or url.name).absolute()
 
     async def go() -> str:
-        async with remotes.connect(url, args.jobs) as client:
+        async with remotes.connect(url, args.jobs, operation="clone") as client:
             repo, r = await clone_repo(str(url), dest, client, args.branch, mode, args.jobs, bar)
             held = (await repo.partial()).describe()
             await repo.close()

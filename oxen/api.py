@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from oxen.config import load_repo_config
+from oxen.remote import AsyncRemoteRepo, AsyncWorkspace
 from oxen.repo import (
     AddResult,
     AsyncRepo,
@@ -19,6 +20,7 @@ from oxen.repo import (
     FileInfo,
     FileSchema,
     FsckReport,
+    GcReport,
     MergeResult,
     NodeInfo,
     PushResult,
@@ -26,6 +28,7 @@ from oxen.repo import (
     TreeRow,
 )
 from oxen.repo import download as download_async
+from oxen.sync.workspace import Staged
 from oxen.worktree.paths import OXEN_DIR, find_root
 from oxen.worktree.scope import Partial
 from oxen.worktree.status import Status
@@ -144,7 +147,19 @@ class Repo:
     def merge_abort(self) -> None:
         self._run(lambda r: r.merge_abort())
 
-    def diff(self, a: str | None = None, b: str | None = None) -> list[DiffEntry]:
+    def diff(
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        path: str | Path | None = None,
+        keys: list[str] | None = None,
+        compare: list[str] | None = None,
+    ) -> list[DiffEntry] | TableDiff:
+        """The paths changed from ``a`` to ``b``; with ``path``, that tabular file's row
+        diff by ``keys`` (a :class:`TableDiff`)."""
+        if path is not None:
+            return self.diff_table(path, a, b, keys=keys, compare=compare)
         return self._run(lambda r: r.diff(a, b))
 
     def info(self, path: str, rev: str = "HEAD") -> FileInfo:
@@ -173,6 +188,9 @@ class Repo:
     def fsck(self) -> FsckReport:
         return self._run(lambda r: r.fsck())
 
+    def gc(self, dry_run: bool = False) -> GcReport:
+        return self._run(lambda r: r.gc(dry_run))
+
     def remotes(self) -> dict[str, str]:
         return dict(load_repo_config(self.root / OXEN_DIR).remotes)
 
@@ -198,3 +216,104 @@ class Repo:
 
     def pull(self, remote: str = "origin", branch: str | None = None) -> MergeResult:
         return self._run(lambda r: r.pull(remote, branch))[1]
+
+
+class RemoteRepo:
+    """A repository on a server, used without a clone; every method blocks until done
+    (each opens its own connection: see :class:`oxen.remote.AsyncRemoteRepo`)."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url
+        self.token = token
+
+    def _run(self, verb: Callable[[AsyncRemoteRepo], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with AsyncRemoteRepo(self.url, self.token) as repo:
+                return await verb(repo)
+
+        return asyncio.run(go())
+
+    def create(self) -> None:
+        self._run(lambda r: r.create())
+
+    def branches(self) -> dict[str, str]:
+        return self._run(lambda r: r.branches())
+
+    def download(
+        self, path: str, out: str | Path | None = None, rev: str | None = None, force: bool = False
+    ) -> DownloadResult:
+        return self._run(lambda r: r.download(path, out, rev, force))
+
+    def upload(
+        self, paths: Sequence[str | Path], message: str, branch: str = "main", dst: str = ""
+    ) -> str:
+        return self._run(lambda r: r.upload(list(paths), message, branch, dst))
+
+    def delete_file(self, path: str, message: str, branch: str = "main") -> str:
+        return self._run(lambda r: r.delete_file(path, message, branch))
+
+    def create_workspace(self, branch: str = "main", name: str | None = None) -> Workspace:
+        found = self._run(lambda r: r.create_workspace(branch, name))
+        return Workspace(self, found.id, found.branch, found.name)
+
+    def workspace(self, id_or_name: str) -> Workspace:
+        found = self._run(lambda r: r.workspace(id_or_name))
+        return Workspace(self, found.id, found.branch, found.name)
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return self._run(lambda r: r.workspaces())
+
+
+class Workspace:
+    """Changes staged on the server for one branch (see :class:`oxen.remote.AsyncWorkspace`)."""
+
+    def __init__(self, repo: RemoteRepo, id: str, branch: str, name: str | None) -> None:
+        self.repo = repo
+        self.id = id
+        self.branch = branch
+        self.name = name
+
+    def _run(self, verb: Callable[[AsyncWorkspace], Awaitable[T]]) -> T:
+        async def on(repo: AsyncRemoteRepo) -> T:
+            return await verb(
+                AsyncWorkspace(repo, self.id, {"branch": self.branch, "name": self.name})
+            )
+
+        return self.repo._run(on)
+
+    def add(self, *paths: str | Path, dst: str = "") -> Staged:
+        return self._run(lambda w: w.add(list(paths), dst))
+
+    def add_bytes(self, path: str, data: bytes) -> Staged:
+        return self._run(lambda w: w.add_bytes(path, data))
+
+    def rm(self, *paths: str) -> dict[str, Any]:
+        return self._run(lambda w: w.rm(list(paths)))
+
+    def unstage(self, *paths: str) -> dict[str, Any]:
+        return self._run(lambda w: w.unstage(list(paths)))
+
+    def status(self) -> dict[str, Any]:
+        return self._run(lambda w: w.status())
+
+    def ls(self, path: str = "") -> list[dict[str, Any]]:
+        return self._run(lambda w: w.ls(path))
+
+    def df(self, path: str, offset: int = 0, limit: int = 100, **options: Any) -> dict[str, Any]:
+        """A page of rows (``columns=``, ``where=``) of the workspace's version of a file."""
+        return self._run(lambda w: w.df(path, offset, limit, **options))
+
+    def append_rows(self, path: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._run(lambda w: w.append_rows(path, rows))
+
+    def update_rows(self, path: str, keys: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._run(lambda w: w.update_rows(path, keys, rows))
+
+    def delete_rows(self, path: str, keys: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._run(lambda w: w.delete_rows(path, keys, rows))
+
+    def commit(self, message: str) -> str:
+        return self._run(lambda w: w.commit(message))
+
+    def delete(self) -> None:
+        self._run(lambda w: w.delete())

@@ -19,6 +19,10 @@ class PathError(OxenError):
     """A path outside the repository, missing, or otherwise unusable."""
 
 
+class IsAFolder(PathError):
+    """A path that names a folder where a file was wanted."""
+
+
 class RefError(OxenError):
     """An unknown branch, commit or revision."""
 
@@ -77,3 +81,7 @@ class NonFastForward(OxenError):
 
 class RemoteError(OxenError):
     """The remote refused a request or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refusal; None when there was no answer

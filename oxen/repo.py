@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, overload
 
 from oxen.core.refs import Head
 from oxen.core.repository import CommitInfo, OnDemandFactory, Repository
@@ -24,9 +24,11 @@ from oxen.sync.push import PushResult
 from oxen.sync.transfer import FetchResult
 from oxen.verbs import branches, checkout, dataframe, diff, inspection, merge, staging, table_diff
 from oxen.verbs import commit as commit_mod
+from oxen.verbs import gc as gc_verb
 from oxen.verbs import schemas as schemas_verb
 from oxen.verbs import status as status_verb
 from oxen.verbs.diff import DiffEntry
+from oxen.verbs.gc import GcReport
 from oxen.verbs.inspection import FileInfo, FsckReport, NodeInfo, TreeRow
 from oxen.verbs.merge import MergeResult
 from oxen.verbs.schemas import FileSchema, SchemaChange
@@ -48,6 +50,7 @@ __all__ = [
     "FileInfo",
     "FileSchema",
     "FsckReport",
+    "GcReport",
     "Head",
     "MergeResult",
     "NodeInfo",
@@ -131,7 +134,33 @@ class AsyncRepo(Repository):
     async def merge_base(self, a: bytes, b: bytes) -> bytes | None:
         return await merge.merge_base(self, a, b)
 
-    async def diff(self, a: str | None = None, b: str | None = None) -> list[DiffEntry]:
+    @overload
+    async def diff(self, a: str | None = None, b: str | None = None) -> list[DiffEntry]: ...
+
+    @overload
+    async def diff(
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        path: str,
+        keys: list[str] | None = None,
+        compare: list[str] | None = None,
+    ) -> TableDiff: ...
+
+    async def diff(
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        path: str | None = None,
+        keys: list[str] | None = None,
+        compare: list[str] | None = None,
+    ) -> list[DiffEntry] | TableDiff:
+        """The paths changed from ``a`` to ``b``; with ``path``, that tabular file's row
+        diff (as :meth:`diff_table`)."""
+        if path is not None:
+            return await self.diff_table(path, a, b, keys, compare)
         return await diff.diff(self, a, b)
 
     # -- looking inside ------------------------------------------------------------------
@@ -190,6 +219,10 @@ class AsyncRepo(Repository):
     async def fsck(self) -> FsckReport:
         return await inspection.fsck(self)
 
+    async def gc(self, dry_run: bool = False) -> GcReport:
+        """Remove stored objects nothing here reaches (see :mod:`oxen.verbs.gc`)."""
+        return await gc_verb.gc(self, dry_run)
+
     # -- remotes -------------------------------------------------------------------------
     def remotes(self) -> dict[str, str]:
         return dict(self.config.remotes)
@@ -214,10 +247,13 @@ class AsyncRepo(Repository):
         branch: str | None = None,
         jobs: int = 4,
         progress: ProgressFactory = null_progress,
+        merge: bool = True,
     ) -> PushResult:
+        """Push ``branch``; onto a remote branch that moved, a merge made of trees alone
+        when the sides changed different paths (``merge=False``: refuse instead)."""
         branch = await push_mod.branch_to_push(self, branch)
         async with remotes.connect(remotes.remote_url(self, remote), jobs) as client:
-            return await push_mod.push(self, client, remote, branch, jobs, progress)
+            return await push_mod.push(self, client, remote, branch, jobs, progress, merge)
 
     async def delete_remote_branch(self, remote: str, branch: str) -> None:
         async with remotes.connect(remotes.remote_url(self, remote)) as client:
@@ -231,7 +267,8 @@ class AsyncRepo(Repository):
         jobs: int = 4,
         progress: ProgressFactory = null_progress,
     ) -> FetchResult:
-        async with remotes.connect(remotes.remote_url(self, remote), jobs) as client:
+        url = remotes.remote_url(self, remote)
+        async with remotes.connect(url, jobs, operation="fetch") as client:
             return await fetch_mod.fetch(self, client, remote, branch, all_data, jobs, progress)
 
     async def pull(
@@ -241,7 +278,8 @@ class AsyncRepo(Repository):
         jobs: int = 4,
         progress: ProgressFactory = null_progress,
     ) -> tuple[FetchResult, MergeResult]:
-        async with remotes.connect(remotes.remote_url(self, remote), jobs) as client:
+        url = remotes.remote_url(self, remote)
+        async with remotes.connect(url, jobs, operation="pull") as client:
             return await fetch_mod.pull(self, client, remote, branch, jobs, progress)
 
     @classmethod
@@ -264,7 +302,7 @@ class AsyncRepo(Repository):
         mode = clone_mod.CloneMode(all_data, depth, tuple(subtrees), no_data)
         parsed = remotes.RemoteURL.parse(url)
         target = Path(dest if dest is not None else parsed.name)
-        async with remotes.connect(parsed, jobs) as client:
+        async with remotes.connect(parsed, jobs, operation="clone") as client:
             repo, result = await clone_mod.clone(
                 str(parsed), target, client, branch, mode, jobs, progress, cls
             )

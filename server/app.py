@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TextIO
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from oxen.errors import (
     AlreadyExists,
     CorruptObject,
     InvalidInput,
+    MergeConflict,
     MissingObject,
     NonFastForward,
     NotFound,
@@ -22,9 +24,24 @@ from oxen.errors import (
     RefError,
 )
 from oxen.server.auth import TokenStore, format_time, required_role
+from oxen.server.health import routes as health_routes
+from oxen.server.metrics import METRICS, MeasuredStore, Metrics
+from oxen.server.metrics import routes as metrics_routes
+from oxen.server.observe import OBSERVER, AccessLog, Observer, observe_middleware
 from oxen.server.protocol import protocol_middleware, stamp_version
 from oxen.server.routes import routes
-from oxen.server.state import GRANT, REGISTRY, SETTINGS, STORE, TOKENS, Settings
+from oxen.server.state import (
+    AUTH_FAILURE,
+    CLIENT_GONE,
+    GRANT,
+    REGISTRY,
+    SETTINGS,
+    STORE,
+    TOKENS,
+    USER,
+    Settings,
+)
+from oxen.server.workspaces import routes as workspace_routes
 from oxen.serving.registry import RepoRegistry
 from oxen.storage import InvalidKey, Store, StoreUnavailable, open_store
 
@@ -33,6 +50,7 @@ log = logging.getLogger("oxen.server")
 
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (NotFound, 404),
+    (MergeConflict, 409),
     (AlreadyExists, 409),
     (RefConflict, 409),
     (NonFastForward, 409),
@@ -49,11 +67,6 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
 
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message, "status": status}, status=status)
-
-
-# Answered when the client has gone (nginx's "client closed request"): no one reads it,
-# but the access log shows it.
-CLIENT_GONE = 499
 
 
 def client_gone(request: web.Request) -> bool:
@@ -81,6 +94,10 @@ async def error_middleware(
         if isinstance(e, ConnectionError) and client_gone(request):
             _log_gone(request, f"{type(e).__name__}: {e}")
             return web.Response(status=CLIENT_GONE)
+        if isinstance(e, MergeConflict):  # the paths, for a client to show or act on
+            return web.json_response(
+                {"error": str(e), "status": 409, "paths": e.paths[:1000]}, status=409
+            )
         for kind, status in STATUS_OF:
             if isinstance(e, kind):
                 return json_error(status, str(e))
@@ -110,10 +127,13 @@ async def auth_middleware(
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     grant = await request.app[TOKENS].lookup(token) if token else None
     if grant is None:
+        request[AUTH_FAILURE] = "invalid" if token else "missing"
         return json_error(
             401, "missing or invalid token: set one with `oxen config --auth HOST TOKEN`"
         )
+    request[USER] = grant.email
     if grant.expired(time.time()):
+        request[AUTH_FAILURE] = "expired"
         return json_error(
             401, f"this token expired on {format_time(grant.expires)}: ask for a new one"
         )
@@ -127,23 +147,35 @@ async def auth_middleware(
 
 
 def create_app(
-    settings: Settings, store: Store | None = None, clock: Callable[[], float] = time.monotonic
+    settings: Settings,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    access_log: TextIO | None = None,
 ) -> web.Application:
     """The application; ``store`` (else opened from the settings) and ``clock`` (the grant
-    cache's) are given by tests."""
+    cache's) are given by tests. Each request is written to ``access_log`` as a JSON line
+    (none when None)."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, protocol_middleware],
+        middlewares=[observe_middleware, error_middleware, auth_middleware, protocol_middleware],
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
+    metrics = Metrics() if settings.metrics else None
+    app[OBSERVER] = Observer(metrics, None if access_log is None else AccessLog(access_log))
+    if metrics is not None:
+        app[METRICS] = metrics
+        app.add_routes(metrics_routes)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         opened = store or open_store(settings.storage_url, **settings.store_options())
-        app[STORE] = opened
-        app[TOKENS] = TokenStore(opened, recheck=settings.token_recheck, clock=clock)
+        used = opened if metrics is None else MeasuredStore(opened, metrics)
+        app[STORE] = used
+        app[TOKENS] = TokenStore(used, recheck=settings.token_recheck, clock=clock)
         app[REGISTRY] = RepoRegistry(
-            opened, settings.data_dir / "cache", max_open=settings.max_open_repos
+            used, settings.data_dir / "cache", max_open=settings.max_open_repos
         )
+        if metrics is not None:
+            metrics.watch_packs(app[REGISTRY].pack_slots)
         yield
         await app[REGISTRY].close()
         if store is None:
@@ -151,5 +183,7 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(stamp_version)
+    app.add_routes(health_routes)
     app.add_routes(routes)
+    app.add_routes(workspace_routes)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 from contextlib import aclosing
+from email.utils import formatdate
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ def _headers(file: FileAt) -> dict[str, str]:
         "Accept-Ranges": "bytes",
         "Content-Type": kind or "application/octet-stream",
         COMMIT_HEADER: file.commit.hex(),
+        "Last-Modified": formatdate(file.committed, usegmt=True),  # the commit's time
     }
 
 

@@ -9,23 +9,29 @@ puts everything the server needs in the bucket (``--s3-endpoint`` or
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn, TextIO
 
-from aiohttp import web
-
-from oxen.errors import OxenError
+from oxen.errors import NotFound, OxenError
 from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
 from oxen.server.fsck import fsck
+from oxen.server.serve import listen, serve
 from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
 from oxen.serving.registry import MAX_OPEN_REPOS
+from oxen.serving.workspaces import IDLE_SECONDS
 from oxen.storage import StoreError
+from oxen.storage.registry import filesystem_root
 
 DEFAULT_PORT = 3000
+# Seconds a SIGTERM waits for the requests running before cancelling them.
+SHUTDOWN_TIMEOUT = 30.0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -47,6 +53,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     max_open = getattr(args, "max_open_repos", None)
     if max_open is None:
         max_open = int(os.environ.get("OXEN_SERVER_MAX_OPEN_REPOS", MAX_OPEN_REPOS))
+    workspace_idle = getattr(args, "workspace_idle", None)
+    if workspace_idle is None:
+        workspace_idle = float(os.environ.get("OXEN_SERVER_WORKSPACE_IDLE", IDLE_SECONDS))
+    metrics = getattr(args, "metrics", None)
+    if metrics is None:
+        metrics = os.environ.get("OXEN_SERVER_METRICS", "1").lower() not in (
+            "0",
+            "false",
+            "no",
+            "off",
+        )
     return Settings(
         storage_url=storage,
         data_dir=data_dir,
@@ -54,6 +71,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         body_idle_timeout=idle,
         token_recheck=recheck,
         max_open_repos=max_open,
+        workspace_idle=workspace_idle,
+        metrics=metrics,
     )
 
 
@@ -71,16 +90,39 @@ def _store_arguments(c: argparse.ArgumentParser) -> None:
     )
 
 
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+class Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line (with where to read more), not the
+    usage and then the mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="oxen-server", description="Serve oxen repositories over HTTP."
-    )
+    p = Parser(prog="oxen-server", description="Serve oxen repositories over HTTP.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("start", help="Run the server.", description="Run the server.")
     _store_arguments(c)
     c.add_argument("--host", default="127.0.0.1")
-    c.add_argument("--port", type=int, default=DEFAULT_PORT)
+    c.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="0: any free port")
+    c.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, wait this long for the requests running (uploads, clones) before"
+        f" cancelling them (default {SHUTDOWN_TIMEOUT:g}; or OXEN_SERVER_SHUTDOWN_TIMEOUT)",
+    )
     c.add_argument(
         "--body-timeout",
         type=float,
@@ -100,6 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep at most N repositories open (more only while more are in use); each"
         f" holds a thread and three files (default {MAX_OPEN_REPOS})",
+    )
+    c.add_argument(
+        "--workspace-idle",
+        type=float,
+        metavar="SECONDS",
+        help="remove a workspace once it has gone this long without a change"
+        f" (default {IDLE_SECONDS:.0f}: 14 days)",
+    )
+
+    c.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        help="serve GET /metrics (Prometheus text format, no token: keep it on a private"
+        " network) and time the store's calls for it (default: on; OXEN_SERVER_METRICS=0)",
+    )
+
+    c.add_argument(
+        "--access-log",
+        metavar="FILE",
+        help="one JSON line per request: appended to FILE, - for stdout, off for none"
+        " (default: stderr; or OXEN_SERVER_ACCESS_LOG)",
     )
 
     what = "Create a user's access token."
@@ -157,18 +220,79 @@ COMMANDS = {
 }
 
 
+def access_log_stream(where: str | None) -> TextIO | None:
+    """The stream ``--access-log`` names: stderr by default, stdout for ``-``, none for
+    ``off``, else a file appended to (one line at a time)."""
+    where = where or os.environ.get("OXEN_SERVER_ACCESS_LOG") or "stderr"
+    if where == "off":
+        return None
+    if where == "-":
+        return sys.stdout
+    if where == "stderr":
+        return sys.stderr
+    try:
+        return open(where, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - the server's life
+    except OSError as e:
+        raise OxenError(f"cannot write the access log to {where}: {e.strerror}") from None
+
+
+def add_user_hint(args: argparse.Namespace, settings: Settings) -> str:
+    """The options that point ``add-user`` (run from anywhere) at this server's store."""
+    parts: list[str] = []
+    if args.storage or os.environ.get("OXEN_SERVER_STORAGE"):
+        parts += ["--storage", settings.storage_url]
+        if settings.storage_url.startswith("s3://") and settings.s3_endpoint:
+            parts += ["--s3-endpoint", settings.s3_endpoint]
+    elif args.data_dir or os.environ.get("OXEN_SERVER_DATA"):
+        parts += ["--data-dir", str(settings.data_dir)]
+    return "".join(f" {shlex.quote(part)}" for part in parts)
+
+
 def start(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    shutdown = args.shutdown_timeout
+    if shutdown is None:
+        shutdown = float(os.environ.get("OXEN_SERVER_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(
-        f"oxen-server on http://{args.host}:{args.port} (storage: {settings.storage_url})\n"
-        f"  create a token:  oxen-server add-user --email you@example.com --name You --output user.toml"
-        f"{' --storage ' + settings.storage_url if args.storage else ''}\n"
-        f"  then:            oxen config --auth {args.host}:{args.port} <token>",
-        flush=True,
-    )
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=None, access_log=None)
+    for noisy in ("botocore", "aiobotocore"):  # "Found credentials in ..." at every start
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    sockets = listen(args.host, args.port)  # a port in use: one line, nothing printed before
+    port = sockets[0].getsockname()[1]
+    routes = "/healthz /readyz" + (" /metrics" if settings.metrics else "")
+
+    def banner() -> None:
+        print(
+            f"oxen-server on http://{args.host}:{port} (storage: {settings.storage_url})\n"
+            "  create a token:  oxen-server add-user --email you@example.com --name You"
+            f" --output user.toml{add_user_hint(args, settings)}\n"
+            f"  then:            oxen config --auth {args.host}:{port} <token>\n"
+            f"  operations:      {routes}; SIGTERM or Ctrl-C stops, waiting up to"
+            f" {shutdown:g} s for the requests running",
+            flush=True,
+        )
+
+    access_log = None
+    try:
+        access_log = access_log_stream(args.access_log)
+        app = create_app(settings, access_log=access_log)
+        asyncio.run(serve(app, sockets, shutdown, banner))
+    finally:
+        for sock in sockets:
+            sock.close()
+        if access_log is not None and access_log not in (sys.stdout, sys.stderr):
+            access_log.close()
     return 0
+
+
+def require_store(settings: Settings) -> None:
+    """The token commands work on the store of a server that has run: they never make a
+    second, empty store whose tokens the server would not know."""
+    root = filesystem_root(settings.storage_url)
+    if root is not None and not root.is_dir():
+        raise NotFound(
+            f"no server store at {root}: give the server's --data-dir DIR (or --storage URL,"
+            " or set OXEN_SERVER_DATA); `oxen-server start` creates it"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,7 +301,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "start":
             code = start(args)
         else:
-            code = COMMANDS[args.command](args, _settings(args))
+            settings = _settings(args)
+            if args.command in ("add-user", "list-tokens", "revoke-token"):
+                require_store(settings)
+            code = COMMANDS[args.command](args, settings)
     except (OxenError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         code = 1

@@ -14,7 +14,7 @@ from aiohttp import web
 from oxen.errors import InvalidInput
 from oxen.formats.ids import ID_LEN, from_hex, split_ids
 from oxen.objects.temp_files import temp_path
-from oxen.server import files, tables
+from oxen.server import files, tables, trees
 from oxen.server.auth import Role, needs
 from oxen.server.protocol import plain_http
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
@@ -235,6 +235,16 @@ async def read_file(request: web.Request) -> web.StreamResponse:
     """One file of a revision (``?rev=``, default main), whole or one byte range."""
     async with served(request) as repo:
         return await files.send_file(request, repo)
+
+
+@routes.get("/api/repos/{namespace}/{name}/tree")
+@routes.get("/api/repos/{namespace}/{name}/tree/{path:.+}")
+@needs(Role.READER)
+async def list_tree(request: web.Request) -> web.Response:
+    """A page of one folder's entries at a revision (``?rev=``, ``offset``, ``limit``), by
+    name: files with their size, id and table format, folders with their file count."""
+    async with served(request) as repo:
+        return await trees.send_listing(request, repo)
 
 
 @routes.get("/api/repos/{namespace}/{name}/chunks/{path:.+}")

@@ -182,6 +182,7 @@ def test_token_files_are_private_from_their_first_byte(
         assert user_config_path().stat().st_mode & 0o777 == 0o600
         out = tmp_path / "ada.toml"
         args = ["add-user", "--email", "a@b.c", "--name", "A", "--output", str(out)]
+        (tmp_path / "srv" / "store").mkdir(parents=True)  # as `oxen-server start` makes it
         with pytest.raises(SystemExit) as done:
             server_main([*args, "--data-dir", str(tmp_path / "srv")])
         assert done.value.code == 0

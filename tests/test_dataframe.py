@@ -14,6 +14,7 @@ from oxen.errors import InvalidInput, PathError
 from oxen.repo import AsyncRepo
 from oxen.verbs import dataframe
 from oxen.verbs.dataframe import Rows
+from oxen.verbs.table_diff import TableDiff
 from tests.conftest import write
 
 N = 200_000
@@ -138,6 +139,44 @@ async def test_row_diff_by_key_counts_each_kind_and_the_changed_columns(
         await diff_table(committed, "big.parquet", None, None, ["nope"])
 
 
+def test_row_diff_two_passes_agree_with_a_value_by_value_join(tmp_path: Path) -> None:
+    """The first pass filters by a hash of the compared columns; what it passes on is
+    compared value by value: two-column keys, nulls, and a column retyped with equal values."""
+    from oxen.verbs.table_diff import diff_files
+
+    before = pa.table(
+        {
+            "day": ["mon", "mon", "tue", "tue", "wed"],
+            "n": pa.array([1, 2, 1, 2, 1], pa.int32()),
+            "v": [1.0, None, 3.0, 4.0, 5.0],
+            "w": ["a", "b", None, "d", "e"],
+        }
+    )
+    after = pa.table(
+        {
+            "day": ["mon", "mon", "tue", "tue", "thu"],
+            "n": pa.array([1, 2, 1, 2, 1], pa.int64()),  # retyped: equal values
+            "v": [1.0, 2.0, 3.0, 4.0, 5.0],  # null -> 2.0
+            "w": ["a", "b", None, "D", "e"],  # null stays null; d -> D
+        }
+    )
+    pq.write_table(before, tmp_path / "a.parquet")
+    pq.write_table(after, tmp_path / "b.parquet")
+    (tmp_path / "tmp").mkdir()
+    result = diff_files(
+        tmp_path / "a.parquet",
+        tmp_path / "b.parquet",
+        "parquet",
+        ["day", "n"],
+        None,
+        None,
+        tmp_path / "tmp",
+    )
+    assert (result.added, result.removed, result.modified) == (1, 1, 2)
+    assert result.changed_columns == {"v": 1, "w": 1}
+    assert [(r["day"], r["n"]) for r in result.first["modified"]] == [("mon", 2), ("tue", 2)]
+
+
 async def test_filter_and_sql_stream_through_duckdb(committed: AsyncRepo) -> None:
     hits = await dataframe.df(committed, "big.parquet", "HEAD", Rows(), ["id"], "score < 1")
     assert hits.table.column("id").to_pylist() == [0, 1, 2, 3]
@@ -174,6 +213,9 @@ def test_python_api_df_schemas_and_row_diff(workdir: Path) -> None:
     assert [s.path for s in r.schemas()] == ["t.csv"]
     changes = r.diff_table(r.root / "t.csv", keys=["id"])
     assert (changes.added, changes.removed, changes.modified) == (0, 0, 1)
+    same = r.diff(path=r.root / "t.csv", keys=["id"])  # Repo.diff with the tabular result
+    assert isinstance(same, TableDiff) and same.changed_columns == {"label": 1}
+    assert [e.path for e in r.diff()] == ["t.csv"]  # without a path: the paths changed
 
 
 def test_slices_of_each_format_from_a_file_object(

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, int]] = [
     ("oxen/serving/", 6),
     ("oxen/sync/", 7),
     ("oxen/repo.py", 8),
+    ("oxen/remote.py", 8),
     ("oxen/api.py", 9),
     ("oxen/__init__.py", 10),
     ("cli/", 11),

@@ -121,6 +121,24 @@ class RepoDB:
             await self.conn.execute("DELETE FROM objects WHERE pack = ?", (pack_id,))
             await self.conn.execute("DELETE FROM packs WHERE id = ?", (pack_id,))
 
+    async def object_sizes(self) -> dict[bytes, tuple[bytes, int]]:
+        """Every indexed object: id -> (its pack, its length)."""
+        async with self.conn.execute("SELECT id, pack, length FROM objects") as cur:
+            return {oid: (pack, length) for oid, pack, length in await cur.fetchall()}
+
+    async def all_refs(self) -> dict[str, bytes]:
+        """Every ref row (branches and remote-tracking branches) by full name."""
+        async with self.conn.execute("SELECT name, commit_id FROM refs") as cur:
+            return {name: cid for name, cid in await cur.fetchall()}
+
+    async def forget_chunk_maps(self, file_ids: Iterable[bytes]) -> None:
+        ids = list(file_ids)
+        async with self.transaction():
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                await self.conn.execute(f"DELETE FROM chunk_maps WHERE file_id IN ({marks})", part)
+
     async def packs(self) -> list[tuple[bytes, int, int]]:
         async with self.conn.execute("SELECT id, size, blobs FROM packs") as cur:
             return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]

@@ -149,12 +149,17 @@ class ObjectStore:
         await asyncio.to_thread(os.replace, sealed.path, path)
         return sealed.size
 
-    async def drop(self, ids: Iterable[bytes]) -> int:
-        """Remove objects from this store (a partial clone freeing data its remote holds):
-        each pack holding any of them is rewritten without them.  Returns bytes freed.
+    async def drop(
+        self, ids: Iterable[bytes], check: Callable[[], Awaitable[None]] | None = None
+    ) -> int:
+        """Remove objects from this store (a partial clone freeing data its remote holds,
+        ``gc`` removing what nothing reaches): each pack holding any of them is rewritten
+        without them.  Returns bytes freed.
 
         Order, so a crash loses nothing kept: the new pack is stored, then one transaction
-        points the index at it and forgets the old pack, then the old pack is deleted."""
+        points the index at it and forgets the old pack, then the old pack is deleted.
+        ``check`` runs inside each of those transactions, first: it raises to stop (the
+        packs done so far stay done, the rest untouched)."""
         gone = set(ids)
         by_pack: dict[bytes, int] = defaultdict(int)
         for loc in (await self.db.locate(gone)).values():
@@ -166,10 +171,17 @@ class ObjectStore:
             if sealed is not None:
                 await self.store.put_file(pack_key(sealed.id), sealed.path, move=True)
                 await asyncio.to_thread(sealed.path.unlink, missing_ok=True)
-            async with self.db.transaction():
-                await self.db.forget_pack(pack)
-                if sealed is not None:
-                    await self.db.add_pack(sealed.id, sealed.size, sealed.entries)
+            try:
+                async with self.db.transaction():
+                    if check is not None:
+                        await check()
+                    await self.db.forget_pack(pack)
+                    if sealed is not None:
+                        await self.db.add_pack(sealed.id, sealed.size, sealed.entries)
+            except BaseException:
+                if sealed is not None:  # stored, never indexed: not a pack of this store
+                    await self.store.delete(pack_key(sealed.id))
+                raise
             await self.store.delete(pack_key(pack))
         for oid in gone:
             self._nodes.pop(oid, None)

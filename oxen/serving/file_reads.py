@@ -39,6 +39,7 @@ class FileAt:
     path: str
     commit: bytes
     entry: FileEntry
+    committed: int = 0  # the commit's time, seconds since the epoch
 
     @property
     def size(self) -> int:
@@ -52,13 +53,13 @@ async def find_file(repo: ServedRepo, rev: str, path: str) -> FileAt:
     InvalidInput for a directory."""
     check_repo_path(path)
     commit = await resolve_rev(repo, rev)
-    tree = (await after_refresh(repo, lambda: _commit(repo, commit))).tree
-    entry = await after_refresh(repo, lambda: repo.trees.lookup(tree, path))
+    node = await commit_of(repo, commit)
+    entry = await after_refresh(repo, lambda: repo.trees.lookup(node.tree, path))
     if entry is None:
         raise NotFound(f"no file {path} at {rev}")
     if not isinstance(entry, FileEntry):
         raise InvalidInput(f"{path} is a directory at {rev}: name a file in it")
-    return FileAt(path, commit, entry)
+    return FileAt(path, commit, entry, node.timestamp)
 
 
 async def resolve_rev(repo: ServedRepo, rev: str) -> bytes:
@@ -75,6 +76,16 @@ async def resolve_rev(repo: ServedRepo, rev: str) -> bytes:
     if branch is None:
         raise InvalidInput(f"not a branch name or commit id: {rev[:100]!r}")
     raise NotFound(f"no branch or commit {rev}")
+
+
+async def commit_of(repo: ServedRepo, commit: bytes) -> CommitNode:
+    """A commit; NotFound when no server on the store holds it."""
+    return await after_refresh(repo, lambda: _commit(repo, commit))
+
+
+async def tree_of(repo: ServedRepo, commit: bytes) -> bytes:
+    """The root tree of a commit; NotFound when no server on the store holds it."""
+    return (await commit_of(repo, commit)).tree
 
 
 async def _commit(repo: ServedRepo, cid: bytes) -> CommitNode:

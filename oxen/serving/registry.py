@@ -25,7 +25,7 @@ from oxen.db.repo_db import RepoDB
 from oxen.errors import AlreadyExists, NotFound
 from oxen.objects.temp_files import sweep
 from oxen.serving.relisting import RELIST_SECONDS, RelistLimit
-from oxen.serving.served_repo import PACKS_IN_FLIGHT, RepoInfo, ServedRepo, check_repo_name
+from oxen.serving.served_repo import PackSlots, RepoInfo, ServedRepo, check_repo_name
 from oxen.storage import Store
 from oxen.storage.prefixed import PrefixedStore
 
@@ -72,7 +72,7 @@ class RepoRegistry:
         self.max_open = max(1, max_open)
         self._open: OrderedDict[Key, _Opened] = OrderedDict()  # least recently used first
         self._lock = asyncio.Lock()
-        self._pack_slots = asyncio.Semaphore(PACKS_IN_FLIGHT)
+        self.pack_slots = PackSlots()  # shared by every repository it opens
 
     @staticmethod
     def _prefix(namespace: str, name: str) -> str:
@@ -198,9 +198,7 @@ class RepoRegistry:
         db = await RepoDB.open(cache)
         store = PrefixedStore(self.store, self._prefix(namespace, name))
         relist = RelistLimit(self.relist, self.clock, self.sleep)
-        repo = ServedRepo(
-            info, store, db, cache / "tmp", pack_slots=self._pack_slots, relist=relist
-        )
+        repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self.pack_slots, relist=relist)
         try:
             await repo.refresh_index()
         except BaseException:

@@ -15,7 +15,9 @@ maps requests onto these methods.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,32 @@ def check_repo_name(part: str, what: str) -> str:
     return part
 
 
+class PackSlots:
+    """At most ``limit`` packs at once, across every repository of a server, being verified
+    and stored (``receive``) or built for a fetch (``fetch``); how many of each are held
+    and how many requests wait for a slot, for the server's metrics."""
+
+    def __init__(self, limit: int = PACKS_IN_FLIGHT) -> None:
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
+        self.held: Counter[str] = Counter()
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def hold(self, kind: str) -> AsyncIterator[None]:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.held[kind] += 1
+        try:
+            yield
+        finally:
+            self.held[kind] -= 1
+            self._slots.release()
+
+
 @dataclass(frozen=True)
 class RepoInfo:
     namespace: str
@@ -86,11 +114,11 @@ class ServedRepo:
         db: RepoDB,
         tmp_dir: Path,
         vnode_size: int = 10_000,
-        pack_slots: asyncio.Semaphore | None = None,
+        pack_slots: PackSlots | None = None,
         relist: RelistLimit | None = None,
     ) -> None:
         self.info = info
-        self._pack_slots = pack_slots or asyncio.Semaphore(PACKS_IN_FLIGHT)
+        self._pack_slots = pack_slots or PackSlots()
         self.store = store
         self.db = db
         self.tmp_dir = tmp_dir
@@ -231,7 +259,7 @@ class ServedRepo:
 
     async def receive_pack(self, path: Path) -> int:
         graph = PackGraph()
-        async with self._pack_slots:
+        async with self._pack_slots.hold("receive"):
             pack = await self.objects.add_verified_pack(path, MAX_PACK_BYTES, on_node=graph.add)
         await vouch_for_pack(self.db, graph)
         return len(pack.entries)
@@ -241,13 +269,13 @@ class ServedRepo:
         a request for more than MAX_PACK_BYTES of objects is refused."""
         ids = list(dict.fromkeys(ids))
         try:
-            async with self._pack_slots:
+            async with self._pack_slots.hold("fetch"):
                 return await self._pack_of(ids, path)
         except MissingObject:
             # another server may hold them; the slot is not held while the listing waits
             if not await self.refresh_after_miss():
                 raise
-        async with self._pack_slots:
+        async with self._pack_slots.hold("fetch"):
             return await self._pack_of(ids, path)
 
     async def _pack_of(self, ids: list[bytes], path: Path) -> int:

@@ -130,7 +130,7 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def _slot() -> asyncio.Semaphore:
+def table_slot() -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     if loop not in _slots:
         _slots[loop] = asyncio.Semaphore(TABLE_THREADS)
@@ -304,7 +304,7 @@ async def table_schema(repo: ServedRepo, rev: str, path: str) -> dict[str, Any]:
     return body
 
 
-async def _tabular(repo: ServedRepo, file: FileAt, rev: str) -> tuple[str, Schema | None]:
+async def tabular_of(repo: ServedRepo, file: FileAt, rev: str) -> tuple[str, Schema | None]:
     """The file's format (and schema, when the tree gives one), or InvalidInput if it is
     not a tabular file or was versioned as a binary one."""
     fmt, schema = format_of(file.path), None
@@ -340,14 +340,30 @@ async def read_page(
     ``where`` keeps, with a filter), ``columns`` only if given."""
     check_page(offset, limit)
     file = await find_file(repo, rev, path)
-    fmt, schema = await _tabular(repo, file, rev)
+    return await read_page_of(repo, file, rev, offset, limit, columns, where)
+
+
+async def read_page_of(
+    repo: ServedRepo,
+    file: FileAt,
+    rev: str,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+    columns: list[str] | None = None,
+    where: str | None = None,
+) -> Page:
+    """:func:`read_page` of a file found already (a commit's, or a workspace's staged
+    version); ``rev`` names where it is from, in errors."""
+    check_page(offset, limit)
+    path = file.path
+    fmt, schema = await tabular_of(repo, file, rev)
     # a parquet file's footer says how many rows it has; otherwise one row more is read,
     # to know whether another page follows
     total = file.entry.rows if fmt == "parquet" and where is None else None
     rows = Rows(start=offset, stop=offset + limit + (total is None))
     budget = Budget(READ_SECONDS, "this read")
     stored = ServedFile(repo, file, budget)
-    async with _slot():
+    async with table_slot():
         budget.start()
         reader = BlockingReader(stored, asyncio.get_running_loop(), budget)
         read = await budget.run(_page, reader, fmt, rows, columns, where, budget, limit)
@@ -516,8 +532,8 @@ async def diff_versions(
     check_page(offset, limit)
     old = await find_file(repo, base, path)
     new = await find_file(repo, head, path)
-    fmt, _ = await _tabular(repo, old, base)
-    fmt_new, _ = await _tabular(repo, new, head)
+    fmt, _ = await tabular_of(repo, old, base)
+    fmt_new, _ = await tabular_of(repo, new, head)
     if fmt_new != fmt:
         raise InvalidInput(f"{path} is {fmt} at {base} and {fmt_new} at {head}: no row diff")
     if fmt not in DIFF_FORMATS:
@@ -529,9 +545,12 @@ async def diff_versions(
                 f"most {MAX_DIFF_BYTES:,}: clone the repository and run `oxen diff`"
             )
     budget = DiffBudget(DIFF_SECONDS, "this diff")
-    async with _slot():
+    async with table_slot():
         budget.start()
-        async with _copy(repo, old, fmt, budget) as left, _copy(repo, new, fmt, budget) as right:
+        async with (
+            copy_out(repo, old, fmt, budget) as left,
+            copy_out(repo, new, fmt, budget) as right,
+        ):
             result = await budget.run(
                 diff_files,
                 left,
@@ -558,7 +577,7 @@ async def diff_versions(
 
 
 @contextlib.asynccontextmanager
-async def _copy(repo: ServedRepo, file: FileAt, fmt: str, budget: Budget) -> AsyncIterator[Path]:
+async def copy_out(repo: ServedRepo, file: FileAt, fmt: str, budget: Budget) -> AsyncIterator[Path]:
     """The file written to a temporary file of the repository's (removed however this
     ends), a window of chunks at a time."""
     await asyncio.to_thread(repo.tmp_dir.mkdir, parents=True, exist_ok=True)

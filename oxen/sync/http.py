@@ -7,21 +7,25 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import msgpack
 
 from oxen.config import load_auth_tokens
-from oxen.errors import NonFastForward, NotFound, RefError, RemoteError
+from oxen.errors import MergeConflict, NonFastForward, NotFound, RefError, RemoteError
 from oxen.formats.ids import from_hex, split_ids
 from oxen.formats.refnames import check_branch_name
 from oxen.sync.protocol import (
     MISSING_BATCH,
+    OPERATION_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     FileBody,
+    FileHead,
     FileLayout,
     RemoteURL,
 )
@@ -61,8 +65,17 @@ def _ids_body(ids: list[bytes]) -> bytes:
 
 
 class HttpRemote:
-    def __init__(self, url: RemoteURL, token: str | None = None, connections: int = 8) -> None:
+    def __init__(
+        self,
+        url: RemoteURL,
+        token: str | None = None,
+        connections: int = 8,
+        operation: str | None = None,
+    ) -> None:
+        """``operation`` (clone, fetch, pull) is named to the server on the first read of
+        its branches, once."""
         self.url = url
+        self.operation = operation
         self.token = token if token is not None else token_for(url)
         headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         if self.token:
@@ -101,7 +114,9 @@ class HttpRemote:
         response.release()
 
     async def refs(self) -> dict[str, bytes]:
-        response = await self._request("GET", "/refs")
+        named = {OPERATION_HEADER: self.operation} if self.operation else {}
+        self.operation = None
+        response = await self._request("GET", "/refs", headers=named)
         raw = await response.read()
         self.bytes_received += len(raw)
         try:
@@ -180,18 +195,63 @@ class HttpRemote:
         as they arrive (a cut-off answer is a RemoteError)."""
         response = await self._request("GET", _file_route("files", path), params=_rev(rev))
         try:
-            etag = response.headers.get("ETag", "").strip('"')
-            commit = response.headers.get("Oxen-Commit")
-            try:
-                oid = from_hex(etag)
-                cid = from_hex(commit) if commit is not None else None
-            except ValueError:
-                raise RemoteError(f"the server answered a malformed ETag: {etag[:80]!r}") from None
+            oid, cid = _file_headers(response)
             if response.content_length is None:
                 raise RemoteError("the server did not say how long the file is")
             yield FileBody(oid, response.content_length, cid, self._pieces(response))
         finally:
             response.release()
+
+    async def file_head(self, path: str, rev: str | None = None) -> FileHead:
+        """The id, size and commit of the file at ``path`` in ``rev``, without its bytes
+        (a HEAD request)."""
+        response = await self._request("HEAD", _file_route("files", path), params=_rev(rev))
+        try:
+            oid, commit = _file_headers(response)
+            if commit is None or response.content_length is None:
+                raise RemoteError("the server did not say which commit or how long the file is")
+            return FileHead(oid, response.content_length, commit, _http_date(response))
+        finally:
+            response.release()
+
+    async def read_range(self, path: str, rev: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (excluded) of the file at ``path`` in ``rev``, which
+        should be a commit id so that every range comes from one version: one ranged GET,
+        which the server answers from the chunks that hold those bytes alone."""
+        if end <= start:
+            return b""
+        response = await self._request(
+            "GET",
+            _file_route("files", path),
+            params=_rev(rev),
+            headers={"Range": f"bytes={start}-{end - 1}"},
+        )
+        try:
+            span = response.headers.get("Content-Range", "").partition("/")[0]
+            if response.status != 206 or span != f"bytes {start}-{end - 1}":
+                raise RemoteError(
+                    f"the server answered a read of bytes {start}-{end - 1} of {path} "
+                    f"with {response.status} {span or 'and no range'}"
+                )
+            try:
+                data = await response.read()
+            except aiohttp.ClientError as e:
+                raise RemoteError(f"the answer from {self.url.host} was cut off: {e}") from None
+            self.bytes_received += len(data)
+            if len(data) != end - start:
+                raise RemoteError(f"the server sent {len(data)} bytes of {path}, not {end - start}")
+            return data
+        finally:
+            response.release()
+
+    async def tree(
+        self, path: str, rev: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> dict[str, Any]:
+        """One page of the folder at ``path`` ("" for the top) in ``rev``: the tree
+        route's answer as it is (:func:`oxen.sync.listing.list_tree` checks and pages it)."""
+        route = "/tree" + (f"/{quote(path, safe='/')}" if path else "")
+        params = {**_rev(rev), "offset": str(offset), "limit": str(limit)}
+        return await self.call("GET", route, params=params)
 
     async def _pieces(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:
@@ -200,6 +260,25 @@ class HttpRemote:
                 yield piece
         except aiohttp.ClientError as e:
             raise RemoteError(f"the answer from {self.url.host} was cut off: {e}") from None
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A JSON request to a route of this repository and its JSON answer (an object)."""
+        response = await self._request(method, path, json=body, params=params or {})
+        raw = await response.read()
+        self.bytes_received += len(raw)
+        try:
+            answer = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise RemoteError(f"the server answered {path} with malformed JSON") from None
+        if not isinstance(answer, dict):
+            raise RemoteError(f"the server answered {path} with JSON that is not an object")
+        return answer
 
     async def update_ref(self, branch: str, old: bytes | None, new: bytes) -> None:
         body = {"old": old.hex() if old else None, "new": new.hex()}
@@ -211,6 +290,28 @@ class HttpRemote:
 
 def _file_route(kind: str, path: str) -> str:
     return f"/{kind}/{quote(path, safe='/')}"
+
+
+def _file_headers(response: aiohttp.ClientResponse) -> tuple[bytes, bytes | None]:
+    """The file id (ETag) and the commit (Oxen-Commit) of an answer of the file route."""
+    etag = response.headers.get("ETag", "").strip('"')
+    commit = response.headers.get("Oxen-Commit")
+    try:
+        oid = from_hex(etag)
+    except ValueError:
+        raise RemoteError(f"the server answered a malformed ETag: {etag[:80]!r}") from None
+    try:
+        return oid, from_hex(commit) if commit is not None else None
+    except ValueError:
+        raise RemoteError(f"the server answered a malformed commit: {commit[:80]!r}") from None
+
+
+def _http_date(response: aiohttp.ClientResponse) -> float | None:
+    """The answer's Last-Modified as epoch seconds; None when absent or malformed."""
+    try:
+        return parsedate_to_datetime(response.headers["Last-Modified"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _rev(rev: str | None) -> dict[str, str]:
@@ -261,17 +362,22 @@ def _env_token_hint(where: str) -> str:
 
 
 async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:
+    paths: list[str] | None = None
     try:
-        message = (await response.json()).get("error", response.reason)
+        body = await response.json()
+        message = body.get("error", response.reason)
+        paths = body.get("paths")
     except Exception:
         message = response.reason or "error"
     response.release()
+    if response.status == 409 and isinstance(paths, list):  # a merge that would conflict
+        raise MergeConflict(f"rejected by {where}: {message}", [str(p) for p in paths])
     if response.status == 401:
-        raise RemoteError(f"{where}: {message}{_env_token_hint(where)}")
+        raise RemoteError(f"{where}: {message}{_env_token_hint(where)}", 401)
     if response.status == 403:
-        raise RemoteError(f"{where}: permission denied: {message}")
+        raise RemoteError(f"{where}: permission denied: {message}", 403)
     if response.status == 404:
         raise NotFound(f"{where}: {message}")
     if response.status == 409:
         raise NonFastForward(f"rejected by {where}: {message}")
-    raise RemoteError(f"{where} answered {response.status}: {message}")
+    raise RemoteError(f"{where} answered {response.status}: {message}", response.status)

@@ -14,6 +14,10 @@ from oxen.errors import OxenError
 # the other's when it differs, in one line (2: ids are 32-byte BLAKE3).
 PROTOCOL_HEADER = "Oxen-Protocol"
 PROTOCOL_VERSION = 2
+# Sent by the client on the first read of a remote's branches of a clone, fetch or pull,
+# naming that operation (one of OPERATIONS): the server counts them in its metrics.
+OPERATION_HEADER = "Oxen-Operation"
+OPERATIONS = ("clone", "fetch", "pull")
 
 MISSING_BATCH = 20_000  # ids per "which of these do you lack" request (and objects per pack)
 PACK_TARGET = 16 * 1024 * 1024  # bytes per pack sent or fetched
@@ -77,6 +81,17 @@ class FileBody:
     size: int
     commit: bytes | None
     pieces: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class FileHead:
+    """A file of a commit as a HEAD request describes it: enough to read it in ranges,
+    each from ``commit`` (never from a branch that moved meanwhile)."""
+
+    id: bytes
+    size: int
+    commit: bytes
+    modified: float | None = None  # the commit's time (Last-Modified), epoch seconds
 
 
 class Remote(Protocol):

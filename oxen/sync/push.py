@@ -5,22 +5,39 @@ and descending only into those.  All chunks go first (several packs in flight), 
 nodes, deepest level first and commits last, one pack at a time, so a node the remote has
 always has its whole subtree there too: an interrupted push, re-run, sends only the rest.
 Every object sent is looked up in the local index once.
+
+A branch that moved on the remote is merged into, from trees alone, when the two sides
+changed different paths (see :func:`merge_onto_remote`); a branch that moves again while
+that push runs is merged onto again, up to ``MERGE_ATTEMPTS`` times, after a random wait
+that grows with each try (two clients pushing in a loop would otherwise keep landing in
+each other's window).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from oxen.core.repository import Repository
 from oxen.db.rows import Location
-from oxen.errors import NonFastForward, NotFound, RefError
+from oxen.errors import NonFastForward, NotFound, PathError, RefError
 from oxen.faults import crash_point
+from oxen.formats.nodes import encode_with_id
 from oxen.objects.temp_files import temp_path
 from oxen.progress import Progress, ProgressFactory, null_progress
+from oxen.sync.metadata import Fetched, fetch_commits, fetch_trees
 from oxen.sync.protocol import Remote, pack_groups
+from oxen.trees import history
 from oxen.trees.history import is_ancestor
+from oxen.trees.merge import merged_tree, three_way
 from oxen.trees.walk import Follow, walk_levels
+from oxen.verbs.commit import new_commit
+
+MERGE_ATTEMPTS = 12
+RETRY_WAIT = 0.05  # seconds; the n-th retry waits up to RETRY_WAIT * 2**n, at most RETRY_MAX
+RETRY_MAX = 3.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class PushResult:
     chunks: int
     packs: int
     bytes_sent: int
+    merged: RemoteMerge | None = None  # the branch had moved: pushed as this merge
 
     @property
     def up_to_date(self) -> bool:
@@ -54,36 +72,117 @@ async def push(
     branch: str,
     jobs: int = 4,
     progress: ProgressFactory = null_progress,
+    merge: bool = True,
 ) -> PushResult:
+    """Send ``branch`` and move the remote's to it.  If the remote's moved on and the two
+    sides changed different paths, the push is of a merge made without their file data
+    (``merge=False`` refuses instead); the local branch stays where it is (a pull brings
+    the merge and their files)."""
     tip = await repo.refs.get(branch)
     if tip is None:
         raise RefError(f"no local branch {branch} (commit something first)")
-    remote_tip = (await remote.refs()).get(branch)
     sent_before = remote.bytes_sent
-    if remote_tip == tip:
-        await repo.refs.set_remote(remote_name, branch, tip)
-        return PushResult(branch, tip, tip, 0, 0, 0, 0, 0)
-    if remote_tip is not None and (
-        not await repo.db.locate([remote_tip])
-        or not await is_ancestor(repo.objects, remote_tip, tip)
-    ):
-        raise NonFastForward(
-            f"the remote's {branch} has commits you do not have: "
-            f"oxen pull {remote_name} {branch}, then push again"
+    totals = Sent(0, 0, 0, 0)
+    for attempt in range(MERGE_ATTEMPTS):
+        remote_tip = (await remote.refs()).get(branch)
+        if remote_tip == tip:
+            await repo.refs.set_remote(remote_name, branch, tip)
+            return PushResult(branch, tip, tip, 0, 0, 0, 0, 0)
+        new, merged = tip, None
+        if remote_tip is not None and not await _descends(repo, remote_tip, tip):
+            if not merge:
+                raise NonFastForward(
+                    f"the remote's {branch} has commits you do not have: "
+                    f"oxen pull {remote_name} {branch}, then push again"
+                )
+            merged = await merge_onto_remote(
+                repo, remote, remote_name, branch, tip, remote_tip, jobs, progress
+            )
+            new = merged.commit
+        sent = await send_objects(repo, remote, new, jobs, progress)
+        totals = Sent(*(a + b for a, b in zip(totals, sent, strict=True)))
+        try:
+            await remote.update_ref(branch, remote_tip, new)
+        except NonFastForward:
+            if not merge or attempt == MERGE_ATTEMPTS - 1:
+                raise
+            # the branch moved while we sent: merge onto its new tip, after a while
+            await asyncio.sleep(random.uniform(0, min(RETRY_MAX, RETRY_WAIT * 2**attempt)))
+            continue
+        await repo.refs.set_remote(remote_name, branch, new)
+        return PushResult(
+            branch,
+            remote_tip,
+            new,
+            totals.commits,
+            totals.nodes,
+            totals.chunks,
+            totals.packs,
+            remote.bytes_sent - sent_before,
+            merged,
         )
-    sent = await send_objects(repo, remote, tip, jobs, progress)
-    await remote.update_ref(branch, remote_tip, tip)
-    await repo.refs.set_remote(remote_name, branch, tip)
-    return PushResult(
-        branch,
-        remote_tip,
-        tip,
-        sent.commits,
-        sent.nodes,
-        sent.chunks,
-        sent.packs,
-        remote.bytes_sent - sent_before,
-    )
+    raise AssertionError("unreachable")
+
+
+async def _descends(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
+    return bool(await repo.db.locate([ancestor])) and await is_ancestor(repo.objects, ancestor, tip)
+
+
+@dataclass(frozen=True)
+class RemoteMerge:
+    """A push onto a branch that moved: the merge commit made of trees alone."""
+
+    commit: bytes
+    theirs: bytes  # the remote's tip it was made on
+    taken: list[str]  # paths their side changed, now in the merge
+
+
+async def merge_onto_remote(
+    repo: Repository,
+    remote: Remote,
+    remote_name: str,
+    branch: str,
+    tip: bytes,
+    remote_tip: bytes,
+    jobs: int,
+    progress: ProgressFactory,
+) -> RemoteMerge:
+    """Merge the remote's ``branch`` (at ``remote_tip``) into ``tip`` without its file
+    data: its commits and the tree of its tip are fetched (only nodes this clone lacks),
+    the trees merged, and the merge commit written here.  Paths both sides changed are
+    refused, as a pull would stop on them."""
+    bar = progress("fetching trees", None, "nodes")
+    try:
+        got = Fetched()
+        partial = await repo.partial()
+        await fetch_commits(repo, remote, [remote_tip], jobs, bar, got, None, partial.shallow)
+        await fetch_trees(repo, remote, [remote_tip], jobs, bar, got)
+    finally:
+        bar.close()
+    base = await history.merge_base(repo.objects, tip, remote_tip)
+    if base is None:
+        raise NonFastForward(
+            f"the remote's {branch} shares no history with yours: nothing to merge onto"
+        )
+    trees = [(await repo.read_commit(c)).tree for c in (base, tip, remote_tip)]
+    merged = await three_way(repo.trees, *trees)
+    if merged.conflicts:
+        shown = ", ".join(merged.conflicts[:5])
+        more = f" and {len(merged.conflicts) - 5} more" if len(merged.conflicts) > 5 else ""
+        raise NonFastForward(
+            f"the remote's {branch} changed paths you changed too ({shown}{more}): "
+            f"oxen pull {remote_name} {branch}, resolve, then push again"
+        )
+    try:
+        tree, nodes = await merged_tree(repo.trees, trees[1], merged)
+    except PathError as e:
+        raise NonFastForward(
+            f"the remote's {branch} cannot be merged without a pull: {e}"
+        ) from None
+    message = f"Merge {remote_name}/{branch} into {branch} (pushed without a pull)"
+    commit_id, data = encode_with_id(new_commit(tree, (tip, remote_tip), message))
+    await repo.objects.write_nodes([*nodes, (commit_id, data)])
+    return RemoteMerge(commit_id, remote_tip, sorted(merged.take))
 
 
 async def delete_remote_branch(
@@ -100,8 +199,7 @@ async def delete_remote_branch(
     return old
 
 
-@dataclass(frozen=True)
-class Sent:
+class Sent(NamedTuple):
     commits: int
     nodes: int
     chunks: int

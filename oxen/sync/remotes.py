@@ -74,9 +74,12 @@ async def rename_remote(repo: Repository, old: str, new: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: RemoteURL, jobs: int = 4) -> AsyncIterator[HttpRemote]:
-    """A client with enough connections for ``jobs`` packs in flight plus negotiation."""
-    client = HttpRemote(url, connections=max(4, jobs * 2))
+async def connect(
+    url: RemoteURL, jobs: int = 4, operation: str | None = None
+) -> AsyncIterator[HttpRemote]:
+    """A client with enough connections for ``jobs`` packs in flight plus negotiation;
+    ``operation`` (clone, fetch, pull) is named to the server (its metrics count them)."""
+    client = HttpRemote(url, connections=max(4, jobs * 2), operation=operation)
     try:
         yield client
     finally:

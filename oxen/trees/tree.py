@@ -66,10 +66,15 @@ class Trees:
 
     async def entries(self, dir_id: bytes) -> dict[str, Entry]:
         node = await self.dir_node(dir_id)
+        return {e.name: e for vnode in await self.buckets(node) for e in vnode.entries}
+
+    async def buckets(self, node: DirNode) -> list[VNode]:
+        """A directory's VNodes in bucket order, read in one batch, each checked to hold
+        only the names that hash to it (each one's entries are sorted by name)."""
         vnodes = await self._vnodes(list(node.vnodes))
         for i, vid in enumerate(node.vnodes):
             check_bucket(vnodes[vid], i, len(node.vnodes))
-        return {e.name: e for vid in node.vnodes for e in vnodes[vid].entries}
+        return [vnodes[vid] for vid in node.vnodes]
 
     # -- reading -----------------------------------------------------------------------
     async def flatten(

@@ -19,6 +19,20 @@ from oxen.verbs import merge_state
 from oxen.worktree.materialize import remove_files
 
 
+def new_commit(
+    tree: bytes, parents: tuple[bytes, ...], message: str, author: tuple[str, str] | None = None
+) -> CommitNode:
+    """A commit made now, by ``author`` (name, email) or the user's configured identity."""
+    if author is None:
+        user = load_user_config()
+        if not user.name or not user.email:
+            raise OxenError("who are you? set your identity: oxen config --name NAME --email EMAIL")
+        author = (user.name, user.email)
+    now = time.time()
+    tz = -(time.altzone if time.localtime(now).tm_isdst > 0 else time.timezone) // 60
+    return CommitNode(tree, parents, author[0], author[1], int(now), tz, message)
+
+
 async def commit(repo: Repository, message: str, allow_empty: bool = False) -> bytes:
     if not message.strip():
         raise OxenError("empty commit message")
@@ -39,11 +53,7 @@ async def commit(repo: Repository, message: str, allow_empty: bool = False) -> b
     changes = {p: (r if r.id is not None else None) for p, r in staged.items()}
     tree, nodes = await repo.trees.apply(parent_tree, changes)
     parents = tuple(p for p in (parent, merging) if p)
-    now = time.time()
-    tz = -(time.altzone if time.localtime(now).tm_isdst > 0 else time.timezone) // 60
-    commit_id, data = encode_with_id(
-        CommitNode(tree, parents, user.name, user.email, int(now), tz, message)
-    )
+    commit_id, data = encode_with_id(new_commit(tree, parents, message, (user.name, user.email)))
     await repo.objects.write_nodes([*nodes, (commit_id, data)])
     crash_point("commit-objects")
     companions = await merge_state.companions(repo)

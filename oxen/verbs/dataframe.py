@@ -139,7 +139,7 @@ def read_frame(
             return _query(source, fmt, rows, columns, where, sql, connect)
         if fmt == "parquet":
             return _parquet(source, rows, columns)
-        return _stream(_batches(source, fmt, columns), fmt, rows)
+        return _stream(read_batches(source, fmt, columns), fmt, rows)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as e:
         if isinstance(e, OxenError):
             raise
@@ -150,7 +150,8 @@ def _parquet(source: Any, rows: Rows, columns: list[str] | None) -> Frame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(source, pre_buffer=False)  # pages read as they are decoded
+    # A buffered stream: pages are read as they are decoded, not whole column chunks.
+    pf = pq.ParquetFile(source, pre_buffer=False, buffer_size=PARQUET_BUFFER)
     _check_columns(columns, pf.schema_arrow.names)
     total = pf.metadata.num_rows
     first, stop = rows.span(total)
@@ -183,7 +184,7 @@ def _parquet(source: Any, rows: Rows, columns: list[str] | None) -> Frame:
     return Frame(table, total, "parquet")
 
 
-def _batches(source: Any, fmt: str, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+def read_batches(source: Any, fmt: str, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
     """The file's rows as record batches, read as they are consumed (a jsonl file whole)."""
     import pyarrow as pa
 
@@ -292,7 +293,7 @@ def _query(
         batches: Iterator[pa.RecordBatch] = pf.iter_batches(BATCH_ROWS)
         schema = pf.schema_arrow
     else:
-        it = _batches(source, fmt, None)
+        it = read_batches(source, fmt, None)
         first = next(it, None)
         if first is None:
             return Frame(pa.table({}), 0, fmt)

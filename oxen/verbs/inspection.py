@@ -76,6 +76,7 @@ class FileInfo:
     rows: int | None = None
     columns: list[str] | None = None  # "name: type"
     note: str | None = None  # why a file of a tabular type is versioned as binary
+    pages: str | None = None  # parquet: whether its pages were cut by content
 
     def as_dict(self) -> dict[str, Any]:
         """Fields in display order, without those that do not apply."""
@@ -200,7 +201,10 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
             raise PathError(f"no such file in {rev} or the working tree: {user_path}")
         oid = await asyncio.to_thread(repo.chunker().file_id_of, str(local))
         size = (await asyncio.to_thread(local.stat)).st_size
-        return FileInfo(path, kind, mime, ext, oid.hex(), size, tracked=False)
+        found = FileInfo(path, kind, mime, ext, oid.hex(), size, tracked=False)
+        if ext == "parquet":
+            found = replace(found, pages=await asyncio.to_thread(_local_pages, local))
+        return found
     assert cid is not None
     last = (await _last_change(repo, cid, path)).hex()
     if isinstance(entry, DirEntry):
@@ -219,7 +223,38 @@ async def info(repo: Repository, user_path: str, rev: str = "HEAD") -> FileInfo:
     if schema.error:
         return replace(found, data_type="binary", note=schema.error)
     columns = [f"{name}: {kind}" for name, kind in schema.columns]
-    return replace(found, format=schema.format, rows=entry.rows, columns=columns)
+    found = replace(found, format=schema.format, rows=entry.rows, columns=columns)
+    if schema.format == "parquet":
+        found = replace(found, pages=await _stored_pages(repo, path, entry))
+    return found
+
+
+def _local_pages(path: os.PathLike[str]) -> str:
+    with open(path, "rb") as f:
+        return _describe_pages(f)
+
+
+async def _stored_pages(repo: Repository, path: str, entry: FileEntry) -> str:
+    """Read from the store, a few page headers' chunks (fetched on demand if not held)."""
+    from oxen.trees.tree import file_row
+    from oxen.verbs.stored_file import StoredFile, SyncReader
+
+    reader = SyncReader(StoredFile(repo, file_row(path, entry)), asyncio.get_running_loop())
+    try:
+        return await asyncio.to_thread(_describe_pages, reader)
+    except MissingObject:
+        return "unknown (this clone does not hold the file's data)"
+
+
+def _describe_pages(f: Any) -> str:
+    from oxen.worktree.parquet_pages import page_cuts
+
+    try:
+        return page_cuts(f).describe()
+    except MissingObject:
+        raise
+    except (ValueError, OSError, IndexError, KeyError) as e:  # a damaged file: info answers
+        return f"unknown (cannot read its pages: {str(e).splitlines()[0][:120]})"
 
 
 async def _last_change(repo: Repository, start: bytes, path: str) -> bytes:

@@ -18,6 +18,7 @@ from oxen.db.rows import ConflictRow, FileRow
 from oxen.errors import DirtyWorkingTree, MergeConflict, OxenError
 from oxen.progress import ProgressFactory, null_progress
 from oxen.trees import history
+from oxen.trees.merge import merge_changes
 from oxen.trees.tree import Change
 from oxen.verbs import merge_state
 from oxen.verbs.checkout import Record, apply_tree_change, refuse_overwrites, switch_to, write_files
@@ -35,10 +36,8 @@ class MergeResult:
     conflicts: list[str] = field(default_factory=list)
 
 
-def _same(a: FileRow | None, b: FileRow | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return (a.id, a.mode) == (b.id, b.mode)
+def _id(row: FileRow | None) -> bytes | None:
+    return row.id if row is not None else None
 
 
 async def merge_base(repo: Repository, a: bytes, b: bytes) -> bytes | None:
@@ -86,22 +85,14 @@ async def merge(
     theirs_tree = (await repo.read_commit(theirs)).tree
     d_ours = await repo.trees.diff(base_tree, ours_tree)
     d_theirs = await repo.trees.diff(base_tree, theirs_tree)
-    take: dict[str, Change] = {}
-    conflicts: list[ConflictRow] = []
-    for path, (old, new) in sorted(d_theirs.items()):
-        if path not in d_ours:
-            take[path] = Change(old, new)
-        elif not _same(d_ours[path].new, new):
-            mine = d_ours[path].new
-            conflicts.append(
-                ConflictRow(
-                    path,
-                    old.id if old else None,
-                    mine.id if mine else None,
-                    new.id if new else None,
-                    None,
-                )
-            )
+    merged = merge_changes(d_ours, d_theirs)
+    take = merged.take
+    conflicts = [
+        ConflictRow(
+            path, _id(d_theirs[path].old), _id(d_ours[path].new), _id(d_theirs[path].new), None
+        )
+        for path in merged.conflicts
+    ]
     await refuse_overwrites(repo, take)
     if conflicts:
         await _hold_conflicts(repo, conflicts, d_ours)

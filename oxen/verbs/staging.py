@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oxen.core.repository import Repository
@@ -24,6 +25,7 @@ from oxen.worktree.paths import FileStat, fs_clock, is_under, scan, stat_files
 from oxen.worktree.tabular import format_of, sniff
 
 if TYPE_CHECKING:
+    from oxen.objects.object_store import ObjectStore
     from oxen.worktree.ingest import Ingested
 
 
@@ -103,7 +105,7 @@ async def add(
     finally:
         bar.close()
 
-    described = await _describe_tabular(repo, ingested)
+    described = await describe_tabular(repo.objects, repo.root, ingested)
     stage: list[FileRow] = []
     stat_rows: list[StatRow] = []
     for ing in ingested:
@@ -152,8 +154,8 @@ async def add(
     return AddResult(len(stage), len(removals), total, ingestor.sink.bytes_written)
 
 
-async def _describe_tabular(
-    repo: Repository, ingested: list[Ingested]
+async def describe_tabular(
+    objects: ObjectStore, root: Path, ingested: list[Ingested]
 ) -> dict[str, tuple[bytes, int | None]]:
     """path -> (schema id, rows) of the tabular files among ``ingested`` (their Schema
     nodes stored); nothing is imported, nor read, when there are none."""
@@ -164,7 +166,7 @@ async def _describe_tabular(
     def read_all() -> dict[str, tuple[Schema, int | None]]:
         out: dict[str, tuple[Schema, int | None]] = {}
         for ing, fmt in tabular:
-            full = str(repo.root / ing.path)
+            full = str(root / ing.path)
             found = sniff(full, fmt)
             st = os.stat(full)
             if (st.st_size, st.st_mtime_ns) == (ing.stat.size, ing.stat.mtime_ns):
@@ -172,7 +174,7 @@ async def _describe_tabular(
         return out
 
     found = await asyncio.to_thread(read_all)
-    ids = await repo.objects.put_nodes([schema for schema, _ in found.values()])
+    ids = await objects.put_nodes([schema for schema, _ in found.values()])
     return {path: (oid, rows) for (path, (_, rows)), oid in zip(found.items(), ids, strict=True)}
 
 

@@ -204,6 +204,7 @@ def _by_keys(
         f"a.{_q(c)} AS {_q(c + '.before')}, b.{_q(c)} AS {_q(c + '.after')}"
         for c in result.compared
     )
+    a, b = _candidates(con, result)
     con.execute(
         f"CREATE TEMP TABLE changes AS SELECT {status} AS {STATUS}, {keys_out}"
         f"{', ' + values if values else ''}, "
@@ -214,7 +215,8 @@ def _by_keys(
             ]
             or ["0 AS _none"]
         )
-        + f" FROM a FULL OUTER JOIN b ON {on} WHERE ({absent_a}) OR ({absent_b}) OR ({changed})"
+        + f" FROM {a} a FULL OUTER JOIN {b} b ON {on}"
+        f" WHERE ({absent_a}) OR ({absent_b}) OR ({changed})"
     )
     _tally(con, result)
     for c in result.compared:
@@ -227,6 +229,30 @@ def _by_keys(
     select = f"SELECT * EXCLUDE ({', '.join(hidden)}) FROM changes"
     order = ", ".join(_q(k) for k in result.keys)
     _first_and_output(con, result, select, output, order, shown, skip)
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, result: TableDiff) -> tuple[str, str]:
+    """The two sides cut to the keys whose rows may differ, found by a first pass that joins
+    (keys, hash of the compared columns) only: the full join of the second pass then reads
+    the few changed rows, not both tables (1.8x faster on W2, docs/benchmarks.md). A hash
+    is only a filter: every candidate is compared value by value, so a changed type with
+    equal values is not reported; two different rows with one 64-bit hash would be missed."""
+    if not result.compared:
+        return "a", "b"
+    keys = ", ".join(_q(k) for k in result.keys)
+    h = "hash(" + ", ".join(_q(c) for c in result.compared) + ")"
+    on = " AND ".join(f"x.{_q(k)} = y.{_q(k)}" for k in result.keys)
+    pick = ", ".join(f"coalesce(x.{_q(k)}, y.{_q(k)}) AS {_q(k)}" for k in result.keys)
+    con.execute(
+        f"CREATE TEMP TABLE candidates AS SELECT {pick} "
+        f"FROM (SELECT {keys}, {h} AS _h FROM a) x "
+        f"FULL OUTER JOIN (SELECT {keys}, {h} AS _h FROM b) y ON {on} "
+        f"WHERE x._h IS DISTINCT FROM y._h"
+    )
+    # NOT DISTINCT: rows with a null key stay in the diff as the single pass had them.
+    semi = " AND ".join(f"s.{_q(k)} IS NOT DISTINCT FROM c.{_q(k)}" for k in result.keys)
+    a, b = (f"(SELECT s.* FROM {side} s SEMI JOIN candidates c ON {semi})" for side in "ab")
+    return a, b
 
 
 def _whole_rows(

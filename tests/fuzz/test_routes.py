@@ -166,7 +166,9 @@ def send_and_check(live: Fuzzed, sent: Sent, group: str) -> Answer:
         if answer.status >= 400 and sent.method != b"HEAD":
             assert answer.headers["content-type"].startswith("application/json"), answer
             error = answer.json()
-            assert set(error) == {"error", "status"} and error["status"] == answer.status
+            assert (
+                set(error) - {"paths"} == {"error", "status"} and error["status"] == answer.status
+            )
             assert isinstance(error["error"], str) and error["error"]
     check_changes(sent, answer, before, after)
     return answer
@@ -208,6 +210,13 @@ def check_changes(
         assert before.get(key, b"deleted") == (body.get("old") or "deleted").encode()
         # only to a commit whose whole history is stored: no other is, in these tests
         assert bytes.fromhex(body["new"]) in (SEED.c1, SEED.c2)
+    elif "/workspaces" in path:  # a workspace, the packs of its rows, its commit's branch
+        prefix = f"repos{path[len('/api/repos') :].split('/workspaces')[0]}/"
+        kinds = ("workspaces/", "packs/", "refs/heads/")
+        for key in [*added, *removed, *changed]:
+            assert key.startswith(prefix) and key[len(prefix) :].startswith(kinds), key
+        if method == "DELETE":  # the workspace, and the claim on its name if it has one
+            assert not added and not changed and 1 <= len(removed) <= 2
     elif method == "DELETE":
         prefix = f"repos{path[len('/api/repos') :]}/"
         assert not added and not changed and removed
@@ -235,6 +244,9 @@ def check_stored_pack(key: str, data: bytes) -> None:
 
 ROUTES = [
     ("GET", "/api/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("POST", "/api/repos"),
     ("GET", f"/api/repos/{NS}"),
     ("GET", BASE),
@@ -247,9 +259,16 @@ ROUTES = [
     ("DELETE", f"{BASE}/refs/heads/main"),
     ("GET", f"{BASE}/files/f0.txt"),
     ("GET", f"{BASE}/chunks/f0.txt"),
+    ("GET", f"{BASE}/tree"),
     ("GET", f"{BASE}/schema/t.csv"),
     ("GET", f"{BASE}/rows/t.csv"),
     ("GET", f"{BASE}/diff/t.csv"),
+    ("POST", f"{BASE}/workspaces"),
+    ("GET", f"{BASE}/workspaces"),
+    ("GET", f"{BASE}/workspaces/w"),
+    ("POST", f"{BASE}/workspaces/w/files"),
+    ("POST", f"{BASE}/workspaces/w/commit"),
+    ("GET", f"{BASE}/workspaces/w/rows/t.csv"),
 ]
 
 
@@ -368,6 +387,9 @@ SEGMENTS = [
     "fetch",
     "packs",
     "health",
+    "healthz",
+    "readyz",
+    "metrics",
     "",
     ".",
     "..",
@@ -679,3 +701,148 @@ def test_table_reads(live: Fuzzed, data: st.DataObject) -> None:
         assert {"added", "removed", "modified"} <= body.keys()
     else:
         assert body["format"] == "csv" and body["rows"] in (2, 3)
+
+
+# -- workspaces: staged entries, removals, row edits, commits ------------------------------------
+
+# (a repository of their own, in a namespace no admin token of these tests may delete in)
+WS_REPO = "/api/repos/wsfuzz/r"
+SCRATCH = f"{WS_REPO}/workspaces"
+_T1 = hash_bytes(CSVS[0])
+GOOD_ENTRY = {"path": "t.csv", "id": _T1.hex(), "size": len(CSVS[0]), "rows": 2}
+ENTRY_FIELDS = {
+    "path": ["t.csv", "a/b.csv", "", "..", "a//b", ".oxen/x", "/abs", "x" * 5000, 1, None],
+    "id": [_T1.hex(), "00" * 32, "zz" * 32, _T1.hex()[:10], 5, None],
+    "size": [len(CSVS[0]), 0, -1, 10**20, "9", True, None],
+    "chunks": [None, None, "00" * 32, _T1.hex(), 7],
+    "mode": [0o644, 0o644, 0o755, 0o100644, -1, "x"],
+    "schema": [None, None, "00" * 32, _T1.hex()],
+    "rows": [None, 2, -5, 1.5, "two"],
+}
+ROW_VALUES = [1, 2, 3, 99, "a", "x" * 50, None, 1.5, True, [], {}, -(2**70)]
+
+
+@st.composite
+def json_rows(draw: st.DrawFn, keys_only: bool = False) -> list[Any]:
+    columns = ["id"] if keys_only else ["id", "label", "nope"]
+    rows = []
+    for _ in range(draw(st.integers(0, 3))):
+        row = {c: pick(draw, ROW_VALUES) for c in columns if draw(st.booleans()) or c == "id"}
+        rows.append(row if draw(st.integers(0, 9)) else pick(draw, [1, "x", None, []]))
+    return rows
+
+
+@st.composite
+def workspace_requests(draw: st.DrawFn, live: Fuzzed, ws: str) -> Sent:
+    kind = pick(
+        draw,
+        ["create", "files", "files", "files", "remove", "unstage", "status", "ls", "rows",
+         "edit", "edit", "commit", "delete", "list"],
+    )  # fmt: skip
+    target = pick(draw, [ws] * 6 + ["nope", "%2e%2e", "a" * 300, ""])
+    method, path, body = "GET", f"{SCRATCH}/{target}", None
+    if kind == "create":
+        method, path = "POST", SCRATCH
+        body = {"branch": pick(draw, ["main", "main", "other", "", "../x", 5]),
+                "name": pick(draw, [None, None, "w1", "w1", "", "../n", "x" * 200, 3])}  # fmt: skip
+    elif kind == "files":
+        method, path = "POST", f"{path}/files"
+        files = []
+        for _ in range(draw(st.integers(0, 3))):
+            entry = dict(GOOD_ENTRY)
+            for field in draw(st.lists(st.sampled_from(list(ENTRY_FIELDS)), max_size=2)):
+                entry[field] = pick(draw, ENTRY_FIELDS[field])
+            files.append(entry if draw(st.integers(0, 9)) else pick(draw, [1, "x", None]))
+        body = {"files": files} if draw(st.integers(0, 9)) else pick(draw, [[], "x", {"files": 3}])
+    elif kind in ("remove", "unstage"):
+        method, path = "POST", f"{path}/{kind}"
+        body = {
+            "paths": draw(
+                st.lists(st.sampled_from(["t.csv", "a", "nope", "..", "", 3]), max_size=3)
+            )
+        }
+    elif kind == "ls":
+        path += pick(draw, ["/ls", "/ls/a", "/ls/t.csv", "/ls/..", "/ls/nope"])
+    elif kind == "rows":
+        query = pick(
+            draw, ["", "?limit=2", "?offset=-1", "?limit=0", "?filter=id%3E1", "?columns=nope"]
+        )
+        path += "/rows/" + pick(draw, ["t.csv", "t.csv", "nope.csv", "a/b.csv", ".."]) + query
+    elif kind == "edit":
+        method = "POST"
+        path += "/rows/" + pick(draw, ["t.csv", "t.csv", "t.csv", "nope.csv", "a/b.csv"])
+        body = {
+            "keys": pick(draw, [["id"], ["id"], [], ["nope"], "id", [1], ["id", "label"]]),
+            "append": draw(json_rows()),
+            "update": draw(json_rows()),
+            "delete": draw(json_rows(keys_only=True)),
+        }
+    elif kind == "commit":
+        method, path = "POST", f"{path}/commit"
+        body = {"message": pick(draw, ["m", "m", "", " ", None, 5, "x" * 10000])}
+    elif kind == "delete":
+        method = "DELETE"
+    elif kind == "list":
+        path = SCRATCH
+    raw = b"" if body is None else json.dumps(body).encode()
+    if body is not None and not draw(st.integers(0, 14)):
+        raw = pick(draw, [b"{", b"[]", b"null", b"\xff", b'{"a":' * 50])
+    token = pick(draw, [live.writer] * 4 + [live.reader, live.admin])
+    headers = live.auth(token) + ([header("Content-Length", str(len(raw)))] if raw else [])
+    return Sent(method.encode(), path.encode(), headers, raw)
+
+
+@fuzz_settings(150)
+@given(st.data())
+def test_workspaces(live: Fuzzed, data: st.DataObject) -> None:
+    if not getattr(live, "ws_seeded", False):  # a repository of their own, the seed in it
+        good = live.auth(live.writer)
+        repo = json.dumps({"namespace": "wsfuzz", "name": "r"}).encode()
+        assert live.send("POST", "/api/repos", good, repo).status == 201
+        assert live.send("POST", f"{WS_REPO}/packs", good, SEED.pack).status == 201
+        main = json.dumps({"old": None, "new": SEED.c1.hex()}).encode()
+        assert live.send("PUT", f"{WS_REPO}/refs/heads/main", good, main).status == 200
+        made = live.send("POST", SCRATCH, good, json.dumps({"branch": "main"}).encode())
+        assert made.status == 201, made
+        live.scratch_ws = made.json()["id"]  # type: ignore[attr-defined]
+        live.ws_seeded = True  # type: ignore[attr-defined]
+    sent = data.draw(workspace_requests(live, live.scratch_ws))  # type: ignore[attr-defined]
+    answer = send_and_check(live, sent, "routes: workspaces")
+    if answer.status == 200 and sent.target.endswith(b"/files"):
+        assert answer.json()["changes"] >= 1
+
+
+# -- folders: pages of the tree --------------------------------------------------------------
+
+
+@st.composite
+def tree_requests(draw: st.DrawFn, live: Fuzzed) -> Sent:
+    path = pick(draw, ["", "", "", "f0.txt", "t.csv", "nope", "..", "%2e%2e", ".oxen", "a//b"])
+    path = path if draw(st.integers(0, 5)) else pick(draw, SEGMENTS)
+    params = {
+        "rev": pick(draw, REVS),
+        "offset": pick(draw, [None] * 6 + NUMBERS),
+        "limit": pick(draw, [None] * 6 + NUMBERS),
+    }
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v is not None)
+    target = f"{BASE}/tree" + (f"/{path}" if path else "") + (f"?{query}" if query else "")
+    headers = live.auth(pick(draw, [live.reader, live.writer]))
+    return Sent(pick(draw, [b"GET"] * 4 + [b"HEAD"]), target.encode(), headers, b"")
+
+
+@fuzz_settings(150)
+@given(st.data())
+def test_tree_reads(live: Fuzzed, data: st.DataObject) -> None:
+    sent = data.draw(tree_requests(live))
+    answer = send_and_check(live, sent, "routes: trees")
+    if answer.status != 200 or sent.method == b"HEAD":
+        return
+    body = answer.json()
+    assert body["path"] == "" and answer.headers["oxen-commit"] == body["commit"]
+    names = [e["name"] for e in body["entries"]]
+    offset = body["offset"]
+    tops = [["f0.txt", "t.csv"], ["f1.txt", "t.csv"]]  # of C1 and C2, by name
+    assert body["total"] == 2 and (names or offset >= 2)
+    assert any(names == top[offset : offset + len(names)] for top in tops)
+    stop = offset + len(names)
+    assert body["next_offset"] in (None, stop) and (body["next_offset"] is None) == (stop >= 2)

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,11 @@ class Server:
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # more options of `oxen-server start`
+
+    @property
+    def port(self) -> int:
+        return int(self.host.split(":")[1])
 
     def url(self, repo: str) -> str:
         return f"http://{self.host}/{repo}"
@@ -73,6 +78,7 @@ class Server:
         port = self.host.split(":")[1]
         args = [*SERVER, "start", "--port", port, "--data-dir", str(self.data_dir)]
         args += ["--storage", self.storage] if self.storage else []
+        args += self.args
         log = open(self.data_dir.parent / f"server-{port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(300):  # readiness: poll the health route, up to ~30 s
@@ -100,15 +106,19 @@ def make_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     servers: list[Server] = []
 
     def make(
-        storage: str | None = None, env: dict[str, str] | None = None, data_dir: Path | None = None
+        storage: str | None = None,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        args: Sequence[str] = (),
     ) -> Server:
         data = data_dir or tmp_path / f"server-data-{len(servers)}"
         data.mkdir(parents=True, exist_ok=True)
         server = Server(
             f"127.0.0.1:{free_port()}", "", data, storage, {**os.environ, **(env or {})}
         )
+        server.args = list(args)
+        server.start()  # which makes the store the tokens go to
         server.token = server.add_user()
-        server.start()
         servers.append(server)
         monkeypatch.setenv("OXEN_AUTH_HOST", ",".join(s.host for s in servers))
         return server

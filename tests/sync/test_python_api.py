@@ -12,6 +12,7 @@ import oxen
 from oxen.errors import NonFastForward, OxenError
 from oxen.repo import AsyncRepo
 from oxen.sync import remotes
+from oxen.sync.http import HttpRemote
 from tests.conftest import write
 from tests.sync.conftest import Server
 
@@ -58,20 +59,25 @@ async def test_async_repo_push_clone_fetch_pull(server: Server, token: str, tmp_
             assert merged.kind == "fast-forward" and (await b.head()).commit == second
             assert (b.root / "train.csv").read_text().endswith("2,dog\n")
 
-            # b moves on; a's next push is refused until it pulls b's commit
+            # b moves on; a's next push, of another path, goes on top as a merge made of
+            # trees alone (refused if asked not to merge); a's branch stays until it pulls
             write(b.root, "notes.txt", "from b")
             await b.add([str(b.root / "notes.txt")])
             await b.commit("from b")
             await b.push()
             write(a.root, "other.txt", "from a")
             await a.add([str(a.root / "other.txt")])
-            await a.commit("from a")
+            mine = await a.commit("from a")
             with pytest.raises(NonFastForward):
-                await a.push()
+                await a.push(merge=False)
+            pushed = await a.push()
+            assert pushed.merged is not None and pushed.merged.taken == ["notes.txt"]
+            assert (await a.head()).commit == mine and not (a.root / "notes.txt").exists()
             _, merged = await a.pull()
-            assert merged.kind == "merged"
-            assert (await a.log(limit=1))[0].message == "Merge branch 'main' of origin"
-            await a.push()
+            assert merged.kind == "fast-forward" and (a.root / "notes.txt").read_text() == "from b"
+            top = (await a.log(limit=1))[0]
+            assert top.message == "Merge origin/main into main (pushed without a pull)"
+            assert (await a.push()).up_to_date
 
             await a.create_branch("tmp")
             await a.push(branch="tmp")
@@ -98,6 +104,53 @@ def test_sync_repo_push_and_clone(server: Server, token: str, tmp_path: Path) ->
     assert (tmp_path / "copy" / "a.txt").read_text() == "hello"
     assert [c.message for c in copy.log()] == ["one"]
     assert copy.pull().kind == "up-to-date"
+
+
+async def test_a_branch_moved_between_the_refs_read_and_the_swap_is_merged_onto_again(
+    server: Server, token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The remote's branch moves after a push read it and before its compare-and-swap: the
+    swap is refused, and the push merges onto the new tip and swaps again; it never
+    reports a commit the server refused as pushed."""
+    url = server.url("ns/moving")
+    await remotes.create_remote(url)
+    a = await AsyncRepo.init(tmp_path / "a")
+    write(a.root, "base.txt", "base")
+    await a.add([str(a.root)])
+    await a.commit("base")
+    await a.set_remote("origin", url)
+    await a.push()
+    b, _ = await AsyncRepo.clone(url, tmp_path / "b")
+    try:
+        write(b.root, "from-b.txt", "b")
+        await b.add([str(b.root / "from-b.txt")])
+        theirs = await b.commit("from b")
+        write(a.root, "from-a.txt", "a")
+        await a.add([str(a.root / "from-a.txt")])
+        mine = await a.commit("from a")
+
+        swaps: list[tuple[bytes | None, bytes]] = []
+        real = HttpRemote.update_ref
+
+        async def update_ref(self: HttpRemote, branch: str, old: bytes | None, new: bytes) -> None:
+            swaps.append((old, new))
+            if len(swaps) == 1:
+                await b.push()  # lands in the window: a's swap expects the old tip
+            await real(self, branch, old, new)
+
+        monkeypatch.setattr(HttpRemote, "update_ref", update_ref)
+        pushed = await a.push()
+        monkeypatch.setattr(HttpRemote, "update_ref", real)
+        assert swaps[0][1] == mine and swaps[1][1] == theirs  # b's own swap, between
+        assert len(swaps) == 3 and swaps[2] == (theirs, pushed.new)
+        assert pushed.merged is not None and pushed.merged.theirs == theirs
+        assert (await b.fetch()).branches["main"] == pushed.new
+        assert await a.refs.remote("origin", "main") == pushed.new
+        await b.pull()
+        assert (b.root / "from-a.txt").read_text() == "a"
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_checkout_of_a_branch_only_the_remote_has(
@@ -199,3 +252,50 @@ def test_sync_repo_partial_clone_fetch_and_drop_data(
     c = oxen.Repo.clone(url, tmp_path / "c", subtrees=["labels"], depth=1)
     assert (c.root / "labels/1.csv").exists() and not (c.root / "images").exists()
     assert c.partial().shallow == frozenset()  # one commit: nothing lies beyond it
+
+
+def test_remote_repo_and_workspaces_without_a_clone(
+    server: Server, token: str, tmp_path: Path
+) -> None:
+    remote = oxen.RemoteRepo(server.url("team/noclone"))
+    remote.create()
+    local = tmp_path / "local"
+    write(local, "train.csv", "id,label\n1,cat\n")
+    first = remote.upload([local / "train.csv"], "first", dst="data")
+    assert remote.branches() == {"main": first}
+
+    ws = remote.create_workspace("main", name="labels")
+    ws.add_bytes("data/labels.txt", b"cat\ndog\n")
+    ws.add(local / "train.csv", dst="copy")
+    ws.rm("data/train.csv")
+    status = ws.status()
+    assert status["added"] == ["copy/train.csv", "data/labels.txt"]
+    assert status["removed"] == ["data/train.csv"]
+    assert [e["name"] for e in ws.ls("data")] == ["labels.txt"]
+    assert [w["name"] for w in remote.workspaces()] == ["labels"]
+    second = ws.commit("labels")
+    assert remote.branches()["main"] == second and ws.status()["added"] == []
+    assert remote.workspace("labels").id == ws.id
+    ws.delete()
+    assert remote.workspaces() == []
+
+    got = remote.download("data/labels.txt", tmp_path / "labels.txt")
+    assert got.out.read_bytes() == b"cat\ndog\n"
+    third = remote.delete_file("copy", "no copy")
+    assert remote.branches()["main"] == third
+
+    async def with_async() -> None:
+        async with oxen.AsyncRemoteRepo(server.url("team/noclone")) as repo:
+            w = await repo.create_workspace()
+            await w.add_bytes("data/labels.txt", b"cat\ndog\neel\n")
+            await repo.upload([local / "train.csv"], "meanwhile", dst="other")  # moves main
+            commit = await w.commit("eel")  # on top: the paths do not overlap
+            assert (await repo.branches())["main"] == commit
+            await w.delete()
+
+    asyncio.run(with_async())
+    b, _ = asyncio.run(AsyncRepo.clone(server.url("team/noclone"), tmp_path / "b"))
+    asyncio.run(b.close())
+    assert (tmp_path / "b" / "data" / "labels.txt").read_text() == "cat\ndog\neel\n"
+    assert (tmp_path / "b" / "other" / "train.csv").exists()
+    assert not (tmp_path / "b" / "copy").exists() and not (tmp_path / "b/data/train.csv").exists()

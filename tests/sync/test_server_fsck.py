@@ -54,8 +54,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {**os.environ, "OXEN_CONFIG_DIR": str(config)}
     server = Server(f"127.0.0.1:{free_port()}", "", root / "server-data", None, env)
     server.data_dir.mkdir()
-    server.token = server.add_user()
     server.start()
+    server.token = server.add_user()
     try:
         ok(root, "config", "--name", "T", "--email", "t@example.com", env=env)
         for i, name in enumerate(("team/data", "team/other")):

@@ -120,6 +120,7 @@ def test_every_namespaced_route_says_which_role_it_needs() -> None:
 
 def _add_user(tmp_path: Path, *extra: str) -> int:
     args = ["add-user", "--email", "a@b.c", "--name", "A", "--output", str(tmp_path / "u.toml")]
+    (tmp_path / "srv" / "store").mkdir(parents=True, exist_ok=True)  # as `start` makes it
     with pytest.raises(SystemExit) as done:
         server_main([*args, "--data-dir", str(tmp_path / "srv"), *extra])
     return int(done.value.code or 0)

@@ -133,6 +133,7 @@ def test_durations() -> None:
 
 
 def oxen_server(tmp_path: Path, *args: str) -> int:
+    (tmp_path / "srv" / "store").mkdir(parents=True, exist_ok=True)  # as `start` makes it
     with pytest.raises(SystemExit) as done:
         server_main([*args, "--data-dir", str(tmp_path / "srv")])
     return int(done.value.code or 0)
