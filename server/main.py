@@ -22,6 +22,7 @@ from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
 from oxen.server.fsck import fsck
+from oxen.server.gc import gc
 from oxen.server.serve import listen, serve
 from oxen.server.state import BODY_IDLE_TIMEOUT, Settings
 from oxen.serving.registry import MAX_OPEN_REPOS
@@ -209,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arguments(c)
     c.add_argument("--repo", metavar="NS/NAME", help="only this repository")
     c.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+
+    what = (
+        "Delete the packs and objects no branch or workspace reaches; sparse packs are"
+        " rewritten. Safe while servers run: packs are marked, servers stop using them,"
+        " and they are deleted only after the grace period (see docs/operations.md)."
+    )
+    c = sub.add_parser("gc", help="Delete what no branch or workspace reaches.", description=what)
+    _store_arguments(c)
+    c.add_argument("--repo", metavar="NS/NAME", help="only this repository")
+    c.add_argument("--dry-run", action="store_true", help="say what would be freed, change nothing")
+    c.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="time between marking and deleting, e.g. 10m (the default), 1h; must exceed"
+        " the servers' 5 s recheck plus the longest push; 0 only with no server running",
+    )
+    c.add_argument("--json", action="store_true", help="the reports as JSON on stdout")
     return p
 
 
@@ -217,6 +235,7 @@ COMMANDS = {
     "list-tokens": list_tokens,
     "revoke-token": revoke_token,
     "fsck": fsck,
+    "gc": gc,
 }
 
 

@@ -34,19 +34,23 @@ async def _add_missing_columns(conn: aiosqlite.Connection) -> None:
 
 
 class RepoDB:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, track_copies: bool = False) -> None:
         self.conn = conn
+        # Record every copy of an object held in more than one pack (a server's cache: two
+        # clients racing upload the same chunk), so forgetting one pack points its objects
+        # at another copy rather than losing them from the index.
+        self.track_copies = track_copies
         self._tx_lock = asyncio.Lock()
         self._tx_owner: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, oxen_dir: Path) -> RepoDB:
+    async def open(cls, oxen_dir: Path, track_copies: bool = False) -> RepoDB:
         conn = await aiosqlite.connect(oxen_dir / DB_NAME, isolation_level=None)
         for pragma in PRAGMAS:
             await conn.execute(pragma)
         await conn.executescript(SCHEMA)
         await _add_missing_columns(conn)
-        return cls(conn)
+        return cls(conn, track_copies)
 
     async def close(self) -> None:
         await self.conn.close()
@@ -110,14 +114,32 @@ class RepoDB:
                 (pack_id, size, len(entries)),
             )
             rows = sorted((e.id, pack_id, e.offset, e.length, int(e.kind)) for e in entries)
+            if self.track_copies:
+                await self.conn.executemany(
+                    "INSERT OR IGNORE INTO object_copies (id, pack, offset, length, kind) "
+                    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
+                    "(SELECT 1 FROM objects WHERE id = ?1 AND pack != ?2)",
+                    rows,
+                )
             await self.conn.executemany(
                 "INSERT OR IGNORE INTO objects (id, pack, offset, length, kind) VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
 
     async def forget_pack(self, pack_id: bytes) -> None:
-        """Drop a pack and every object row pointing into it from the index."""
+        """Drop a pack and every object row pointing into it from the index; an object
+        with a recorded copy in another pack is pointed at that copy instead."""
         async with self.transaction():
+            await self.conn.execute("DELETE FROM object_copies WHERE pack = ?", (pack_id,))
+            await self.conn.execute(
+                "INSERT OR REPLACE INTO objects (id, pack, offset, length, kind) "
+                "SELECT c.id, c.pack, c.offset, c.length, c.kind FROM object_copies c "
+                "JOIN objects o ON o.id = c.id WHERE o.pack = ?",
+                (pack_id,),
+            )
+            await self.conn.execute(
+                "DELETE FROM object_copies WHERE (id, pack) IN (SELECT id, pack FROM objects)"
+            )
             await self.conn.execute("DELETE FROM objects WHERE pack = ?", (pack_id,))
             await self.conn.execute("DELETE FROM packs WHERE id = ?", (pack_id,))
 
@@ -165,6 +187,10 @@ class RepoDB:
             async with self.conn.execute(sql, part) as cur:
                 out.update(oid for (oid,) in await cur.fetchall())
         return out
+
+    async def forget_complete(self) -> None:
+        """Forget every node recorded complete (objects may have been removed since)."""
+        await self.conn.execute("DELETE FROM complete_nodes")
 
     async def add_complete(self, ids: Iterable[bytes]) -> None:
         rows = sorted((oid,) for oid in set(ids))

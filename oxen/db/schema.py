@@ -9,6 +9,8 @@ What lives here, and where it comes from:
 * ``refs``, ``state``: branches, HEAD and merge state.
 * ``head_files``: HEAD's tree flattened (path -> id, size): rebuildable from the tree.
 * ``staged`` (the staging area) and ``stat_cache``: local working-tree state.
+* ``object_copies`` (a server's cache only): further copies of objects stored in more
+  than one pack, so forgetting a pack (gc) points its objects at another copy.
 * ``complete_nodes`` (a server's cache only): nodes whose every descendant is stored, so
   push negotiation may answer "present" for them (see ``oxen/serving/vouching.py``).
 """
@@ -41,6 +43,9 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, id BLOB NOT NULL,
     racy INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS object_copies (
+    id BLOB NOT NULL, pack BLOB NOT NULL, offset INTEGER NOT NULL,
+    length INTEGER NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS complete_nodes (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS conflicts (
     path TEXT PRIMARY KEY, base BLOB, ours BLOB, theirs BLOB, theirs_path TEXT) WITHOUT ROWID;

@@ -35,6 +35,10 @@ RECHECK_SECONDS = 5.0
 # Repositories kept open at once, unless more are in use by requests at that moment.
 MAX_OPEN_REPOS = 64
 
+# Part of a cache directory's name: caches written by servers that kept other tables
+# (before copies of objects were recorded) are dropped and rebuilt from the store.
+CACHE_VERSION = ".2"
+
 Key = tuple[str, str]
 
 
@@ -181,6 +185,7 @@ class RepoRegistry:
         if info.incarnation != opened.repo.info.incarnation:
             self._retire(key)
             return False
+        await opened.repo.follow_gc()  # a gc's marks are followed as often
         opened.checked = now
         return True
 
@@ -191,15 +196,16 @@ class RepoRegistry:
         info = await self.info(namespace, name)
         info.check_format()
         home = self.cache_dir / namespace / name
-        await asyncio.to_thread(_drop_other_incarnations, home, info.incarnation)
-        cache = home / info.incarnation
+        cache = home / f"{info.incarnation}{CACHE_VERSION}"
+        await asyncio.to_thread(_drop_other_incarnations, home, cache.name)
         await asyncio.to_thread((cache / "tmp").mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(sweep, cache / "tmp")  # what a killed server left
-        db = await RepoDB.open(cache)
+        db = await RepoDB.open(cache, track_copies=True)
         store = PrefixedStore(self.store, self._prefix(namespace, name))
         relist = RelistLimit(self.relist, self.clock, self.sleep)
         repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self.pack_slots, relist=relist)
         try:
+            await repo.follow_gc()
             await repo.refresh_index()
         except BaseException:
             await repo.close()
@@ -228,7 +234,7 @@ class RepoRegistry:
         await self.store.delete(prefix + "repo.json")
         keys = [k async for k in self.store.list(prefix)]
         await asyncio.gather(*(self.store.delete(k) for k in keys))
-        cache = self.cache_dir / namespace / name / info.incarnation
+        cache = self.cache_dir / namespace / name / f"{info.incarnation}{CACHE_VERSION}"
         await asyncio.to_thread(shutil.rmtree, cache, True)
 
     async def close(self) -> None:

@@ -38,6 +38,7 @@ from oxen.formats.packs import Kind
 from oxen.objects import chunklists
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import read_pack_index, stored_packs
+from oxen.serving.gc_marks import GcMarks, read_marks
 from oxen.serving.relisting import RelistLimit
 from oxen.serving.vouching import PackGraph, vouch_for_pack, vouch_for_tips
 from oxen.storage import Store
@@ -127,6 +128,7 @@ class ServedRepo:
         self.branch_refs = StoreRefs(store)
         self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
+        self._gc_marks: GcMarks | None = None  # the marks of a gc this server follows
 
     async def close(self) -> None:
         await self.db.close()
@@ -143,9 +145,21 @@ class ServedRepo:
         return await self._relist.after_miss(self._index_new_packs)
 
     async def _index_new_packs(self) -> int:
-        known = {p.hex() for p, _, _ in await self.db.packs()}
+        """Index the packs stored since the last listing, and forget those deleted since
+        (by gc, whose marks this server may never have read: it was stopped meanwhile)."""
+        indexed = {p.hex() for p, _, _ in await self.db.packs()}
+        known = set(indexed)
+        if self._gc_marks is not None:
+            known |= self._gc_marks.packs  # being collected: never indexed again
+        listed = [(hex_id, key) async for hex_id, key in stored_packs(self.store)]
+        vanished = indexed - {hex_id for hex_id, _ in listed}
+        for hex_id in sorted(vanished):
+            await self.db.forget_pack(bytes.fromhex(hex_id))
+        if vanished:
+            await self.db.forget_complete()
+            await self.db.set_state("verified", None)
         added = 0
-        async for hex_id, key in stored_packs(self.store):
+        for hex_id, key in listed:
             if hex_id in known:
                 continue
             try:
@@ -157,6 +171,28 @@ class ServedRepo:
             await self.db.add_pack(bytes.fromhex(hex_id), index.size, index.entries)
             added += 1
         return added
+
+    async def follow_gc(self) -> bool:
+        """Read the marks of a running ``oxen-server gc`` (see :mod:`oxen.serving.gc`);
+        when they changed, stop using the packs marked: forget them from the index (their
+        objects another pack holds are found there), forget which nodes and commits were
+        known complete, and index what gc stored meanwhile.  Returns whether they changed."""
+        marks = await read_marks(self.store)
+        if marks == self._gc_marks:
+            return False
+
+        async def forget() -> int:
+            known = {p for p, _, _ in await self.db.packs()}
+            for hex_id in sorted(marks.packs if marks else ()):
+                if bytes.fromhex(hex_id) in known:
+                    await self.db.forget_pack(bytes.fromhex(hex_id))
+            await self.db.forget_complete()
+            await self.db.set_state("verified", None)
+            self._gc_marks = marks
+            return await self._index_new_packs()
+
+        await self._relist.listing(forget)
+        return True
 
     # -- refs --------------------------------------------------------------------------
     async def refs(self) -> dict[str, bytes]:

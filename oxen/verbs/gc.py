@@ -22,9 +22,7 @@ from typing import Any
 
 from oxen.core.repository import Repository
 from oxen.errors import OxenError
-from oxen.formats.nodes import ChunkIndex
-from oxen.objects import chunklists
-from oxen.trees.walk import Follow, walk_levels
+from oxen.trees.reach import reached
 from oxen.verbs import merge_state
 
 SPARSE = 0.2  # a pack this much unreached (by bytes) is rewritten
@@ -66,27 +64,8 @@ async def _reached(repo: Repository, roots: tuple[Any, ...]) -> set[bytes]:
     head, refs, merging, staged = roots
     tips = {cid for _, cid in refs}
     tips.update(c for c in (head.commit, *merging) if c)
-    out: set[bytes] = set()
-
-    async def held(level: list[bytes]) -> list[bytes]:  # a partial clone lacks some
-        absent = await repo.db.missing(level)
-        return [oid for oid in level if oid not in absent]
-
-    async for level in walk_levels(repo.objects, tips, Follow.ALL, select=held, cache=False):
-        out.update(level.ids)
-        out |= level.chunks
-    rows = [r for _, r in staged if r.id is not None]
-    out.update(r.id for r in rows)
-    out.update(r.schema for r in rows if r.schema is not None)
-    lists = {r.chunks: r.size for r in rows if r.chunks is not None}
-    present = {k: v for k, v in lists.items() if k not in await repo.db.missing(lists)}
-    for top, (ids, _) in (await chunklists.expand(repo.objects, present)).items():
-        out.add(top)
-        out.update(ids)
-    for node in (await repo.objects.read_nodes(present, cache=False)).values():
-        if isinstance(node, ChunkIndex):  # the lists under an index are nodes too
-            out.update(node.lists)
-    return out
+    rows = [row for _, row in staged]
+    return await reached(repo.objects, tips, rows, absent=repo.db.missing)
 
 
 async def gc(repo: Repository, dry_run: bool = False) -> GcReport:

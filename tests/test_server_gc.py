@@ -1,0 +1,231 @@
+"""`oxen-server gc`: what no branch or workspace reaches goes, everything reached stays,
+and a push racing a gc is refused or rescued, never left pointing at deleted objects."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oxen.db.repo_db import RepoDB
+from oxen.errors import InvalidInput
+from oxen.formats.packs import Kind, PackEntry
+from oxen.repo import AsyncRepo
+from oxen.serving.gc import collect
+from oxen.serving.gc_marks import MARKS, GcMarks
+from oxen.serving.registry import RepoRegistry
+from oxen.serving.served_repo import ServedRepo
+from oxen.serving.store_check import check_store
+from oxen.serving.workspaces import Workspaces
+from oxen.storage.local import LocalStore
+from oxen.storage.prefixed import PrefixedStore
+from oxen.sync.push import push, send_objects
+from oxen.trees.reach import reached
+from tests.test_serving import InProcessRemote, commit_files
+from tests.test_workspaces import Clock, staged_rows
+
+PREFIX = "repos/ns/r"
+
+
+def blob(seed: int, size: int = 300_000) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def pack_bytes(store: LocalStore) -> int:
+    total = 0
+    async for key in store.list(f"{PREFIX}/packs/"):
+        total += await store.size(key) or 0
+    return total
+
+
+async def readable(served: ServedRepo, tip: bytes) -> None:
+    """Everything ``tip`` reaches is read back and matches its id."""
+    ids = await reached(served.objects, [tip], [])
+    await served.objects.read_blobs(sorted(ids))  # checks each blob against its id
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "bucket")
+
+
+@pytest.fixture
+async def registry(store: LocalStore, tmp_path: Path):
+    clock = Clock()
+    reg = RepoRegistry(store, tmp_path / "cache", clock=clock)
+    reg.test_clock = clock  # type: ignore[attr-defined]
+    await reg.create("ns", "r")
+    yield reg
+    await reg.close()
+
+
+async def deleted_branch(repo: AsyncRepo, workdir: Path, served: ServedRepo) -> bytes:
+    """main (keep.bin) pushed; a branch with old.bin pushed and then deleted on the
+    server.  Returns main's tip."""
+    main = await commit_files(repo, workdir, {"keep.bin": blob(1)}, "main")  # type: ignore[dict-item]
+    await push(repo, InProcessRemote(served), "origin", "main")
+    await repo.create_branch("old")
+    await repo.checkout("old")
+    old = await commit_files(repo, workdir, {"old.bin": blob(2, 2_000_000)}, "old")  # type: ignore[dict-item]
+    await push(repo, InProcessRemote(served), "origin", "old")
+    await served.delete_ref("old", old)
+    await repo.checkout("main")
+    return main
+
+
+async def follow(registry: RepoRegistry) -> None:
+    """Let the server's recheck interval pass and serve a request: it reads the marks."""
+    registry.test_clock.now += 60  # type: ignore[attr-defined]
+    async with registry.use("ns", "r"):
+        pass
+
+
+async def test_a_deleted_branch_goes_and_everything_reached_stays(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry, store: LocalStore, tmp_path: Path
+) -> None:
+    async with registry.use("ns", "r") as served:
+        main = await deleted_branch(repo, workdir, served)
+        spaces = Workspaces(served)
+        ws = await spaces.create("main", "ada@example.com")
+        rows = await staged_rows(repo, served, {"staged.bin": blob(3, 500_000)})
+        await spaces.stage(ws.id, rows)  # staged in a workspace only: reached
+    before = await pack_bytes(store)
+    repo_store = PrefixedStore(store, PREFIX)
+
+    dry = await collect(repo_store, "ns/r", tmp_path / "dry", grace=0, dry_run=True)
+    assert dry.state == "dry run" and dry.marked_packs >= 1 and dry.freed_bytes >= 2_000_000
+    assert await pack_bytes(store) == before  # a dry run changes nothing
+
+    async def marked(marks: GcMarks) -> None:
+        await follow(registry)  # a running server reads the marks within the grace period
+
+    report = await collect(repo_store, "ns/r", tmp_path / "gc", grace=0, marked=marked)
+    assert report.state == "swept" and report.deleted_packs == dry.marked_packs
+    assert before - await pack_bytes(store) >= 2_000_000
+    assert await store.get(f"{PREFIX}/{MARKS}") is None
+    assert (await check_store(store, None, None)).problems == []
+
+    await follow(registry)  # and sees them gone
+    async with registry.use("ns", "r") as served:
+        await readable(served, main)
+        cid = await Workspaces(served).commit(ws.id, "staged", ("Ada", "ada@example.com"))
+        await readable(served, cid)
+    again = await collect(repo_store, "ns/r", tmp_path / "again", grace=0)
+    assert again.state == "nothing to collect"
+
+
+async def test_a_push_told_the_server_has_x_is_refused_once_marked_never_accepted(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry, store: LocalStore, tmp_path: Path
+) -> None:
+    async with registry.use("ns", "r") as served:
+        main = await deleted_branch(repo, workdir, served)
+        remote = InProcessRemote(served)
+        # old.bin's chunks are in the store, reached by nothing: the server says it has them
+        new = await commit_files(repo, workdir, {"again.bin": blob(2, 2_000_000)}, "again")  # type: ignore[dict-item]
+        await send_objects(repo, remote, new)
+        assert remote.bytes_sent < 100_000  # only nodes went
+
+    async def marked(marks: GcMarks) -> None:
+        assert marks.packs
+        await follow(registry)  # the server reads the marks before the push moves its ref
+
+    await collect(PrefixedStore(store, PREFIX), "ns/r", tmp_path / "gc", grace=0, marked=marked)
+    async with registry.use("ns", "r") as served:
+        with pytest.raises(InvalidInput, match="incomplete push"):
+            await served.update_ref("main", main, new)
+        assert (await served.refs())["main"] == main  # refused: the branch did not move
+        await push(repo, InProcessRemote(served), "origin", "main")  # asks again, sends X
+        assert (await served.refs())["main"] == new
+        await readable(served, new)
+    assert (await check_store(store, None, None)).problems == []
+
+
+async def test_a_push_landed_through_a_server_that_had_not_read_the_marks_is_rescued(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry, store: LocalStore, tmp_path: Path
+) -> None:
+    stale = RepoRegistry(store, tmp_path / "cache-stale", clock=Clock())  # never rechecks
+    async with registry.use("ns", "r") as served:
+        main = await deleted_branch(repo, workdir, served)
+    new = await commit_files(repo, workdir, {"again.bin": blob(2, 2_000_000)}, "again")  # type: ignore[dict-item]
+    async with stale.use("ns", "r") as served:
+        await send_objects(repo, InProcessRemote(served), new)  # told it has old.bin's chunks
+
+    async def marked(marks: GcMarks) -> None:
+        await follow(registry)  # this server reads the marks; the stale one does not
+        async with stale.use("ns", "r") as served:  # its cache still lists the marked packs
+            await served.update_ref("main", main, new)
+
+    report = await collect(
+        PrefixedStore(store, PREFIX), "ns/r", tmp_path / "gc", grace=0, marked=marked
+    )
+    assert report.copied > 0 and report.deleted_packs > 0  # the landed push's chunks copied out
+    assert (await check_store(store, None, None)).problems == []
+    fresh = RepoRegistry(store, tmp_path / "cache-fresh")
+    async with fresh.use("ns", "r") as served:
+        assert (await served.refs())["main"] == new
+        await readable(served, new)
+    await fresh.close()
+    await follow(registry)
+    async with registry.use("ns", "r") as served:
+        await readable(served, new)
+    await stale.close()
+
+
+async def test_forgetting_a_pack_points_its_objects_at_another_copy(tmp_path: Path) -> None:
+    db = await RepoDB.open(tmp_path, track_copies=True)
+    a, b, c = (bytes([i]) * 32 for i in (1, 2, 3))
+    p1, p2 = b"\x01" * 32, b"\x02" * 32
+    await db.add_pack(p1, 100, [PackEntry(a, Kind.CHUNK, 0, 10), PackEntry(b, Kind.CHUNK, 10, 10)])
+    await db.add_pack(p2, 100, [PackEntry(b, Kind.CHUNK, 0, 10), PackEntry(c, Kind.CHUNK, 10, 10)])
+    await db.forget_pack(p1)
+    located = await db.locate([a, b, c])
+    assert set(located) == {b, c} and located[b].pack == p2
+    await db.forget_pack(p2)
+    assert await db.locate([a, b, c]) == {}
+    await db.close()
+
+
+def test_the_command_reports_and_collects(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = data / "store"
+    (store / "repos").mkdir(parents=True)
+
+    def gc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "oxen.server.main", "gc", "--data-dir", str(data), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ},
+            check=False,
+        )
+
+    empty = gc("--grace", "0")
+    assert empty.returncode == 0 and empty.stdout == ""
+    missing = gc("--repo", "ns/none")
+    assert missing.returncode == 1 and "no repository ns/none" in missing.stderr
+    bad = gc("--grace", "soon")
+    assert bad.returncode == 1 and "not a duration" in bad.stderr
+
+
+async def test_the_command_frees_a_deleted_branch(
+    repo: AsyncRepo, workdir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    store = LocalStore(data / "store")
+    registry = RepoRegistry(store, tmp_path / "cache")
+    await registry.create("ns", "r")
+    async with registry.use("ns", "r") as served:
+        await deleted_branch(repo, workdir, served)
+    await registry.close()
+    base = [sys.executable, "-m", "oxen.server.main", "gc", "--data-dir", str(data)]
+    dry = subprocess.run([*base, "--dry-run"], capture_output=True, text=True, check=True)
+    assert re.match(r"ns/r: would free \d", dry.stdout), dry.stdout
+    done = subprocess.run([*base, "--grace", "0s"], capture_output=True, text=True, check=True)
+    assert re.match(r"ns/r: freed .* deleted [1-9]", done.stdout), done.stdout
+    after = subprocess.run([*base, "--grace", "0s"], capture_output=True, text=True, check=True)
+    assert after.stdout.startswith("ns/r: nothing to collect"), after.stdout
