@@ -127,6 +127,8 @@ class ServedRepo:
         self.branch_refs = StoreRefs(store)
         self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
+        # branch tips a listing made at once did not find: no reason to list at once again
+        self._absent_tips: set[bytes] = set()
 
     async def close(self) -> None:
         await self.db.close()
@@ -136,11 +138,32 @@ class ServedRepo:
         """Index packs written by other servers (or before this disk existed)."""
         return await self._relist.listing(self._index_new_packs)
 
-    async def refresh_after_miss(self) -> int:
+    async def refresh_after_miss(self, writer: bool = False) -> int:
         """Index packs stored since, because a request needed an object the cache does not
-        know; such listings are rate-limited (:mod:`oxen.serving.relisting`).  Returns the
-        packs found (0: asking again cannot help)."""
+        know.  Returns the packs found (0: asking again cannot help).
+
+        Such listings are rate-limited (:mod:`oxen.serving.relisting`), except when the
+        miss is known to come from another server's write: a ``writer``'s request (its
+        push may have stored its packs through another server behind the same load
+        balancer), or a branch naming a commit this cache does not hold (a push stores
+        every object before it moves a branch, so the cache is simply behind).  Those list
+        at once: a clone through one server right after a push through another does not
+        wait out the interval.  A tip still absent after such a listing (a damaged store)
+        is remembered, so it cannot make every later miss list at once."""
+        if writer or await self._behind_branches():
+            found = await self._relist.after_miss(self._index_new_packs, wait=False)
+            self._absent_tips |= await self._unindexed_tips()
+            return found
         return await self._relist.after_miss(self._index_new_packs)
+
+    async def _unindexed_tips(self) -> set[bytes]:
+        tips = set((await self.refs()).values())
+        return tips - (await self.db.locate(tips)).keys()
+
+    async def _behind_branches(self) -> bool:
+        """Whether a branch names a commit this cache has not indexed (and has not already
+        looked for in vain)."""
+        return bool(await self._unindexed_tips() - self._absent_tips)
 
     async def _index_new_packs(self) -> int:
         known = {p.hex() for p, _, _ in await self.db.packs()}
@@ -170,12 +193,26 @@ class ServedRepo:
         if await self.branch_refs.get(branch) != old:
             raise RefConflict(moved)
         await self.verify_complete(new)
-        if old is not None and not await is_ancestor(self.objects, old, new):
+        if old is not None and not await self._descends(old, new):
             raise NonFastForward(
                 f"push to {branch} is not a fast-forward: pull, merge, then push again"
             )
         if not await self.branch_refs.set_if_equals(branch, old, new):
             raise RefConflict(moved)
+
+    async def _descends(self, old: bytes, new: bytes) -> bool:
+        """Whether ``new`` descends from ``old``.  ``verify_complete`` does not read the
+        branch's tip (it is known complete), so its commit may have been stored through
+        another server after this cache last listed the packs: list then, at once."""
+        try:
+            return await is_ancestor(self.objects, old, new)
+        except MissingObject:
+            if not await self.refresh_after_miss(writer=True):
+                raise InvalidInput("incomplete push: commits are missing") from None
+        try:
+            return await is_ancestor(self.objects, old, new)
+        except MissingObject as e:
+            raise InvalidInput(f"incomplete push: {e}") from None
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         check_branch_name(branch)
@@ -201,7 +238,8 @@ class ServedRepo:
         try:
             await self._verify_complete(tip)
         except MissingObject:
-            if await self.refresh_after_miss():  # another server may hold what we lack
+            # the pack may have come through another server: list at once (a writer)
+            if await self.refresh_after_miss(writer=True):
                 try:
                     await self._verify_complete(tip)
                     return
