@@ -490,6 +490,45 @@ async def test_a_push_whose_objects_another_server_holds_lands_at_once(
         await two.close()
 
 
+async def test_a_server_holding_a_pushed_commit_but_not_its_data_lists_at_once(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """A push's packs spread over the servers: the one that took the commit's pack
+    indexed it, but not the data stored through the others.  Its first miss after the
+    branch moved lists the packs at once (the branch moved since its last listing)."""
+    fake = FakeTime()
+    one, two = (
+        RepoRegistry(
+            LocalStore(tmp_path / "bucket"),
+            tmp_path / f"cache-{i}",
+            relist=10.0,
+            clock=fake.clock,
+            sleep=fake.sleep,
+        )
+        for i in (1, 2)
+    )
+    try:
+        await one.create("ns", "r")
+        a = await hold(one, "ns", "r")
+        b = await hold(two, "ns", "r")  # lists the packs now: a later miss would wait 10 s
+        tip = await commit_files(repo, workdir, {"data.bin": "x" * 300_000}, "one")
+        await send_objects(repo, InProcessRemote(a), tip)  # every object, through the first
+        commit_pack = tmp_path / "commit.pack"
+        await repo.objects.write_pack_of([tip], commit_pack)
+        assert await b.receive_pack(commit_pack) == 1  # the commit again, through the second
+        await a.update_ref("main", None, tip)
+        chunks = sorted((await reachable(repo.objects, [tip])).chunks)
+        assert chunks and await b.pack_of(chunks, tmp_path / "out.pack") > 0
+        assert fake.slept == []
+        absent = hash_bytes(b"stored nowhere")  # the branches as listed: the interval holds
+        with pytest.raises(MissingObject):
+            await b.pack_of([absent], tmp_path / "out.pack")
+        assert fake.slept == [10.0]
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_a_branch_naming_an_absent_commit_lists_at_once_only_once(
     tmp_path: Path,
 ) -> None:

@@ -127,8 +127,8 @@ class ServedRepo:
         self.branch_refs = StoreRefs(store)
         self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
-        # branch tips a listing made at once did not find: no reason to list at once again
-        self._absent_tips: set[bytes] = set()
+        # the branches as the last listing of packs began to find them
+        self._listed_refs: dict[str, bytes] | None = None
 
     async def close(self) -> None:
         await self.db.close()
@@ -145,27 +145,20 @@ class ServedRepo:
         Such listings are rate-limited (:mod:`oxen.serving.relisting`), except when the
         miss is known to come from another server's write: a ``writer``'s request (its
         push may have stored its packs through another server behind the same load
-        balancer), or a branch naming a commit this cache does not hold (a push stores
-        every object before it moves a branch, so the cache is simply behind).  Those list
-        at once: a clone through one server right after a push through another does not
-        wait out the interval.  A tip still absent after such a listing (a damaged store)
-        is remembered, so it cannot make every later miss list at once."""
-        if writer or await self._behind_branches():
-            found = await self._relist.after_miss(self._index_new_packs, wait=False)
-            self._absent_tips |= await self._unindexed_tips()
-            return found
+        balancer), or branches that moved since the last listing began (a push stores
+        every object before it moves a branch, so a listing now finds all they reach;
+        which server took which of its packs does not matter).  Those list at once: a
+        clone through one server right after a push through others does not wait out the
+        interval.  A miss while the branches are as the last listing found them is for
+        an object no branch reaches (or a damaged store): it waits for the interval."""
+        if writer or await self.refs() != self._listed_refs:
+            return await self._relist.after_miss(self._index_new_packs, wait=False)
         return await self._relist.after_miss(self._index_new_packs)
 
-    async def _unindexed_tips(self) -> set[bytes]:
-        tips = set((await self.refs()).values())
-        return tips - (await self.db.locate(tips)).keys()
-
-    async def _behind_branches(self) -> bool:
-        """Whether a branch names a commit this cache has not indexed (and has not already
-        looked for in vain)."""
-        return bool(await self._unindexed_tips() - self._absent_tips)
-
     async def _index_new_packs(self) -> int:
+        # the branches first: whatever they reach was stored before they moved, so the
+        # packs listed next hold it all
+        self._listed_refs = await self.refs()
         known = {p.hex() for p, _, _ in await self.db.packs()}
         added = 0
         async for hex_id, key in stored_packs(self.store):
