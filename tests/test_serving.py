@@ -421,8 +421,133 @@ async def test_fetches_of_unknown_ids_relist_the_packs_at_most_once_per_interval
             await push(repo, InProcessRemote(await hold(other, "ns", "r")), "origin", "main")
         finally:
             await other.close()
+        # a branch names a commit this cache lacks: listed at once, without the wait
         assert await served.pack_of([tip], tmp_path / "out.pack") > 0
-        assert store.listings == 6 and fake.slept == [10.0] * 4
+        assert store.listings == 6 and fake.slept == [10.0] * 3
+    finally:
+        await registry.close()
+
+
+class SplitRemote(InProcessRemote):
+    """A client behind a load balancer without stickiness: its branch reads and
+    negotiation answered by one server, its packs and branch update by another."""
+
+    def __init__(self, asked: ServedRepo, stored: ServedRepo) -> None:
+        super().__init__(stored)
+        self.asked = asked
+
+    async def refs(self):
+        return await self.asked.refs()
+
+    async def missing(self, ids):
+        return await self.asked.missing(ids)
+
+
+@pytest.mark.parametrize("same_change", [False, True])
+async def test_a_push_whose_objects_another_server_holds_lands_at_once(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path, same_change: bool
+) -> None:
+    """A merge pushed without a pull, its objects negotiated with one server and stored
+    through another, which moves the branch: that server has not listed the pack of the
+    branch's tip (stored through the first), and needs it to check the files the merge
+    takes from it or, when both sides made the same change (the merge's tree is that of
+    its first parent, which this server has verified), only to check that the merge
+    descends from that tip.  Either miss lists the packs at once: a writer's miss does
+    not wait out the interval."""
+    fake = FakeTime()
+    one, two = (
+        RepoRegistry(
+            LocalStore(tmp_path / "bucket"),
+            tmp_path / f"cache-{i}",
+            relist=10.0,
+            clock=fake.clock,
+            sleep=fake.sleep,
+        )
+        for i in (1, 2)
+    )
+    theirs_files = {"shared.txt": "same"} if same_change else {"main.txt": "1"}
+    try:
+        await one.create("ns", "r")
+        await commit_files(repo, workdir, {"base.txt": "0"}, "base")
+        a = await hold(one, "ns", "r")
+        await push(repo, InProcessRemote(a), "origin", "main")
+        b = await hold(two, "ns", "r")  # lists the packs now: a later miss would wait 10 s
+        await repo.create_branch("side")
+        theirs = await commit_files(repo, workdir, theirs_files, "on main")
+        await push(repo, InProcessRemote(a), "origin", "main")  # through the first server
+        await repo.checkout("side")
+        side = await commit_files(repo, workdir, {"side.txt": "2", "shared.txt": "same"}, "on side")
+        await push(repo, InProcessRemote(b), "origin", "side")  # the second knows it whole
+        merged = await repo.merge("main")  # parents: (side's tip, main's tip)
+        tip = (await repo.branches())["side"]
+        assert merged.commit == tip and (await repo.log(limit=1))[0].parents[1] == theirs
+        await send_objects(repo, SplitRemote(a, b), tip)  # the first says what it lacks
+        await b.update_ref("main", theirs, tip)
+        assert await a.refs() == await b.refs() == {"main": tip, "side": side}
+        assert fake.slept == []
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_server_holding_a_pushed_commit_but_not_its_data_lists_at_once(
+    tmp_path: Path, repo: AsyncRepo, workdir: Path
+) -> None:
+    """A push's packs spread over the servers: the one that took the commit's pack
+    indexed it, but not the data stored through the others.  Its first miss after the
+    branch moved lists the packs at once (the branch moved since its last listing)."""
+    fake = FakeTime()
+    one, two = (
+        RepoRegistry(
+            LocalStore(tmp_path / "bucket"),
+            tmp_path / f"cache-{i}",
+            relist=10.0,
+            clock=fake.clock,
+            sleep=fake.sleep,
+        )
+        for i in (1, 2)
+    )
+    try:
+        await one.create("ns", "r")
+        a = await hold(one, "ns", "r")
+        b = await hold(two, "ns", "r")  # lists the packs now: a later miss would wait 10 s
+        tip = await commit_files(repo, workdir, {"data.bin": "x" * 300_000}, "one")
+        await send_objects(repo, InProcessRemote(a), tip)  # every object, through the first
+        commit_pack = tmp_path / "commit.pack"
+        await repo.objects.write_pack_of([tip], commit_pack)
+        assert await b.receive_pack(commit_pack) == 1  # the commit again, through the second
+        await a.update_ref("main", None, tip)
+        chunks = sorted((await reachable(repo.objects, [tip])).chunks)
+        assert chunks and await b.pack_of(chunks, tmp_path / "out.pack") > 0
+        assert fake.slept == []
+        absent = hash_bytes(b"stored nowhere")  # the branches as listed: the interval holds
+        with pytest.raises(MissingObject):
+            await b.pack_of([absent], tmp_path / "out.pack")
+        assert fake.slept == [10.0]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_branch_naming_an_absent_commit_lists_at_once_only_once(
+    tmp_path: Path,
+) -> None:
+    """A damaged store (a branch naming a commit no pack holds) does not make every miss
+    list the packs at once: the first looks, the next ones wait for the interval."""
+    store = CountingStore(tmp_path / "bucket")
+    fake = FakeTime()
+    registry = RepoRegistry(
+        store, tmp_path / "cache", relist=10.0, clock=fake.clock, sleep=fake.sleep
+    )
+    try:
+        await registry.create("ns", "r")
+        served = await hold(registry, "ns", "r")
+        ghost = hash_bytes(b"a commit stored nowhere")
+        await store.put("repos/ns/r/refs/heads/main", ghost.hex().encode())
+        for _ in range(3):
+            with pytest.raises(MissingObject):
+                await served.pack_of([ghost], tmp_path / "out.pack")
+        assert store.listings == 4 and fake.slept == [10.0, 10.0]
     finally:
         await registry.close()
 

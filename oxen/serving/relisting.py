@@ -7,6 +7,10 @@ repository (on S3 a request per 1,000 packs), and a client asking for ids nobody
 could make every request do it.  So the listings made for misses start at least
 ``interval`` seconds apart: a miss waits for the next listing that starts after it
 (sleeping until the interval has passed), and all the misses waiting share that one.
+
+Some misses are known to be worth a listing now (the repository's caller decides, see
+:meth:`ServedRepo.refresh_after_miss`): those need only a listing that starts after
+them, without waiting out the interval; they too share one listing among them.
 """
 
 from __future__ import annotations
@@ -42,14 +46,15 @@ class RelistLimit:
         async with self._lock:
             return await self._run(relist)
 
-    async def after_miss(self, relist: Relist) -> int:
+    async def after_miss(self, relist: Relist, wait: bool = True) -> int:
         """Make sure a listing starts after this call and ends; returns the packs found
-        since this call (0: retrying cannot help)."""
+        since this call (0: retrying cannot help).  ``wait=False``: without waiting for
+        ``interval`` seconds to have passed since the last listing began."""
         wanted = self._started + 1
         found_before = self._found
         async with self._lock:
             if self._done < wanted:
-                if self._last_start is not None:
+                if wait and self._last_start is not None:
                     wait = self._last_start + self.interval - self.clock()
                     if wait > 0:
                         await self.sleep(wait)

@@ -129,6 +129,8 @@ class ServedRepo:
         self._relist = relist or RelistLimit()
         self._vouch_lock = asyncio.Lock()
         self._gc_marks: GcMarks | None = None  # the marks of a gc this server follows
+        # the branches as the last listing of packs began to find them
+        self._listed_refs: dict[str, bytes] | None = None
 
     async def close(self) -> None:
         await self.db.close()
@@ -138,15 +140,29 @@ class ServedRepo:
         """Index packs written by other servers (or before this disk existed)."""
         return await self._relist.listing(self._index_new_packs)
 
-    async def refresh_after_miss(self) -> int:
+    async def refresh_after_miss(self, writer: bool = False) -> int:
         """Index packs stored since, because a request needed an object the cache does not
-        know; such listings are rate-limited (:mod:`oxen.serving.relisting`).  Returns the
-        packs found (0: asking again cannot help)."""
+        know.  Returns the packs found (0: asking again cannot help).
+
+        Such listings are rate-limited (:mod:`oxen.serving.relisting`), except when the
+        miss is known to come from another server's write: a ``writer``'s request (its
+        push may have stored its packs through another server behind the same load
+        balancer), or branches that moved since the last listing began (a push stores
+        every object before it moves a branch, so a listing now finds all they reach;
+        which server took which of its packs does not matter).  Those list at once: a
+        clone through one server right after a push through others does not wait out the
+        interval.  A miss while the branches are as the last listing found them is for
+        an object no branch reaches (or a damaged store): it waits for the interval."""
+        if writer or await self.refs() != self._listed_refs:
+            return await self._relist.after_miss(self._index_new_packs, wait=False)
         return await self._relist.after_miss(self._index_new_packs)
 
     async def _index_new_packs(self) -> int:
         """Index the packs stored since the last listing, and forget those deleted since
         (by gc, whose marks this server may never have read: it was stopped meanwhile)."""
+        # the branches first: whatever they reach was stored before they moved, so the
+        # packs listed next hold it all
+        self._listed_refs = await self.refs()
         indexed = {p.hex() for p, _, _ in await self.db.packs()}
         known = set(indexed)
         if self._gc_marks is not None:
@@ -206,12 +222,26 @@ class ServedRepo:
         if await self.branch_refs.get(branch) != old:
             raise RefConflict(moved)
         await self.verify_complete(new)
-        if old is not None and not await is_ancestor(self.objects, old, new):
+        if old is not None and not await self._descends(old, new):
             raise NonFastForward(
                 f"push to {branch} is not a fast-forward: pull, merge, then push again"
             )
         if not await self.branch_refs.set_if_equals(branch, old, new):
             raise RefConflict(moved)
+
+    async def _descends(self, old: bytes, new: bytes) -> bool:
+        """Whether ``new`` descends from ``old``.  ``verify_complete`` does not read the
+        branch's tip (it is known complete), so its commit may have been stored through
+        another server after this cache last listed the packs: list then, at once."""
+        try:
+            return await is_ancestor(self.objects, old, new)
+        except MissingObject:
+            if not await self.refresh_after_miss(writer=True):
+                raise InvalidInput("incomplete push: commits are missing") from None
+        try:
+            return await is_ancestor(self.objects, old, new)
+        except MissingObject as e:
+            raise InvalidInput(f"incomplete push: {e}") from None
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         check_branch_name(branch)
@@ -237,7 +267,8 @@ class ServedRepo:
         try:
             await self._verify_complete(tip)
         except MissingObject:
-            if await self.refresh_after_miss():  # another server may hold what we lack
+            # the pack may have come through another server: list at once (a writer)
+            if await self.refresh_after_miss(writer=True):
                 try:
                     await self._verify_complete(tip)
                     return

@@ -401,7 +401,7 @@ class Workspaces:
         schemas = {r.schema for r in rows if r.schema is not None}
         absent = await db.missing([*lists, *single, *schemas])
         if absent:
-            if await self.repo.refresh_after_miss():  # uploaded through another server
+            if await self.repo.refresh_after_miss(writer=True):  # through another server
                 absent = await db.missing(absent)
             if absent:
                 raise InvalidInput(
