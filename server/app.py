@@ -10,19 +10,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from oxen.errors import (
-    AlreadyExists,
-    CorruptObject,
-    InvalidInput,
-    MergeConflict,
-    MissingObject,
-    NonFastForward,
-    NotFound,
-    OxenError,
-    PathError,
-    RefConflict,
-    RefError,
-)
+from oxen.errors import MergeConflict
 from oxen.server.auth import TokenStore, format_time, required_role
 from oxen.server.health import routes as health_routes
 from oxen.server.metrics import METRICS, MeasuredStore, Metrics
@@ -41,28 +29,12 @@ from oxen.server.state import (
     USER,
     Settings,
 )
+from oxen.server.statuses import status_of
 from oxen.server.workspaces import routes as workspace_routes
 from oxen.serving.registry import RepoRegistry
-from oxen.storage import InvalidKey, Store, StoreUnavailable, open_store
+from oxen.storage import Store, open_store
 
 log = logging.getLogger("oxen.server")
-
-
-STATUS_OF: list[tuple[type[Exception], int]] = [
-    (NotFound, 404),
-    (MergeConflict, 409),
-    (AlreadyExists, 409),
-    (RefConflict, 409),
-    (NonFastForward, 409),
-    (InvalidInput, 400),
-    (CorruptObject, 400),
-    (MissingObject, 400),
-    (PathError, 400),
-    (RefError, 400),
-    (InvalidKey, 400),
-    (StoreUnavailable, 503),
-    (OxenError, 400),
-]
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -98,9 +70,9 @@ async def error_middleware(
             return web.json_response(
                 {"error": str(e), "status": 409, "paths": e.paths[:1000]}, status=409
             )
-        for kind, status in STATUS_OF:
-            if isinstance(e, kind):
-                return json_error(status, str(e))
+        status = status_of(e)
+        if status is not None:
+            return json_error(status, str(e))
         log.exception("internal error on %s %s", request.method, request.path)
         return json_error(500, "internal server error")
 
