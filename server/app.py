@@ -30,6 +30,7 @@ from oxen.server.state import (
     Settings,
 )
 from oxen.server.statuses import status_of
+from oxen.server.web import add_web, web_middleware
 from oxen.server.workspaces import routes as workspace_routes
 from oxen.serving.registry import RepoRegistry
 from oxen.storage import Store, open_store
@@ -128,7 +129,13 @@ def create_app(
     cache's) are given by tests. Each request is written to ``access_log`` as a JSON line
     (none when None)."""
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware, auth_middleware, protocol_middleware],
+        middlewares=[
+            observe_middleware,
+            error_middleware,
+            auth_middleware,
+            protocol_middleware,
+            web_middleware,
+        ],
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
@@ -158,4 +165,5 @@ def create_app(
     app.add_routes(health_routes)
     app.add_routes(routes)
     app.add_routes(workspace_routes)
+    add_web(app)  # last: its /{namespace}/... patterns match only what no route above does
     return app
