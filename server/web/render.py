@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import mimetypes
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 STATIC_PREFIX = "/-/static"
+_COMMIT = re.compile(r"[0-9a-fA-F]{64}")
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -87,6 +89,11 @@ def short(commit: bytes | str) -> str:
     return text[:10]
 
 
+def rev(name: str) -> str:
+    """A revision as given: a branch's name, or a commit id made short."""
+    return short(name) if _COMMIT.fullmatch(name) else name
+
+
 def count(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
 
@@ -131,7 +138,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(size=human_size, when=when, short=short, count=count, title=title, cell=cell)
+    env.filters.update(
+        size=human_size, when=when, short=short, rev=rev, count=count, title=title, cell=cell
+    )
     env.globals.update(
         url=repo_url,
         ns_url=ns_url,
