@@ -60,11 +60,17 @@ RAW_HEADERS = {
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    if request.content_length is None or request.content_length > FORM_MAX:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=FORM_MAX, actual_size=request.content_length or 0
-        )
-    form = await request.post()
+    """The fields of a form the pages sent (urlencoded, as every form of theirs is)."""
+    if request.content_length is None:
+        raise InvalidInput("a form is sent with its Content-Length")
+    if request.content_length > FORM_MAX:
+        raise web.HTTPRequestEntityTooLarge(max_size=FORM_MAX, actual_size=request.content_length)
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise InvalidInput("a form is sent as application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except ValueError as e:  # not what its Content-Type says
+        raise InvalidInput(f"this form cannot be read: {e}") from None
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
