@@ -110,6 +110,7 @@ async def test_folder_pages_with_last_change(served: ServedRepo) -> None:
 
 async def test_last_change_stops_at_its_bound(served: ServedRepo) -> None:
     c1, c2, c3 = served.ids  # type: ignore[attr-defined]
+    browsing._last_seen.clear()  # answers kept by other tests (the same commit ids)
     found = await browsing.last_changes(served, c3, "", ["img.png", "notes.txt"], max_commits=1)
     assert found.keys() == {"notes.txt"}
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from oxen.core.repository import CommitInfo
 from oxen.errors import CorruptObject, InvalidInput
-from oxen.formats.nodes import CommitNode, DirEntry, DirNode, Entry, Schema, VNode, bucket_of
+from oxen.formats.nodes import CommitNode, DirEntry, DirNode, Schema, bucket_of, vnode_rows
 from oxen.serving import table_reads, tree_reads
 from oxen.serving.file_reads import (
     FileAt,
@@ -54,7 +54,8 @@ MAX_HISTORY_LIMIT = 200
 CHANGES_LIMIT = 200
 MAX_CHANGES_LIMIT = 1000
 LAST_CHANGE_COMMITS = 1000
-LAST_CHANGE_SECONDS = 0.5
+LAST_CHANGE_SECONDS = 0.25
+LAST_CHANGE_KEPT = 100_000  # answers kept: (commit, folder, name) -> commit
 TEXT_BYTES = 64 * 1024
 # Commits listed by a comparison (those of head that base lacks), and walked to find them.
 AHEAD_LIMIT = 100
@@ -215,28 +216,60 @@ async def last_changes(
     """For each of ``names`` (entries of the folder at ``folder`` in ``commit``), the
     newest commit along first parents whose entry differs from its parent's (or that has
     no parent): the change a merge brought is the merge's. Names not resolved within
-    ``max_commits`` commits or ``seconds`` are left out."""
-    pending = set(names)
+    ``max_commits`` commits or ``seconds`` are left out.
+
+    A step where the folder's id is its parent's reads nothing more; one where it is not
+    reads only the VNodes of the names' buckets that differ, and compares their encoded
+    rows (:func:`~oxen.formats.nodes.vnode_rows`). Answers are kept (commits never
+    change), so a page seen once costs lookups only."""
     out: dict[str, CommitInfo] = {}
+    pending: set[str] = set()
+    for name in names:
+        known = _last_seen.get((commit, folder, name))
+        if known is not None:
+            out[name] = known
+        else:
+            pending.add(name)
     if not pending:
         return out
     deadline = time.monotonic() + seconds
-    buckets: dict[bytes, dict[str, Entry]] = {}  # VNode id -> its entries by name
+    rows: dict[bytes, dict[str, list]] = {}  # VNode id -> encoded rows of pending names
     cid, node = commit, await commit_of(repo, commit)
     here = await _folder_id(repo, node.tree, folder)
     for _ in range(max_commits):
         parent = node.parents[0] if node.parents else None
-        pnode = await commit_of(repo, parent) if parent is not None else None
+        pnode = await _parent(repo, parent) if parent is not None else None
         there = await _folder_id(repo, pnode.tree, folder) if pnode is not None else None
         if there != here:
-            changed = await _changed(repo, here, there, pending, buckets)
+            changed = await _changed(repo, here, there, pending, rows)
             info = CommitInfo.of(cid, node)
-            out.update((name, info) for name in changed)
+            for name in changed:
+                out[name] = info
+                _remember((commit, folder, name), info)
             pending -= changed
         if not pending or pnode is None or parent is None or time.monotonic() > deadline:
             break
         cid, node, here = parent, pnode, there
     return out
+
+
+_last_seen: OrderedDict[tuple[bytes, str, str], CommitInfo] = OrderedDict()
+
+
+def _remember(key: tuple[bytes, str, str], info: CommitInfo) -> None:
+    _last_seen[key] = info
+    _last_seen.move_to_end(key)
+    while len(_last_seen) > LAST_CHANGE_KEPT:
+        _last_seen.popitem(last=False)
+
+
+async def _parent(repo: ServedRepo, cid: bytes) -> CommitNode:
+    """A commit a commit names as its parent (read once, not looked up first as a
+    revision from a request is)."""
+    node = await after_refresh(repo, lambda: repo.objects.read_node(cid))
+    if not isinstance(node, CommitNode):
+        raise CorruptObject(f"{cid.hex()} is not a commit")
+    return node
 
 
 async def _folder_id(repo: ServedRepo, tree: bytes, folder: str) -> bytes | None:
@@ -251,7 +284,7 @@ async def _changed(
     here: bytes | None,
     there: bytes | None,
     names: set[str],
-    buckets: dict[bytes, dict[str, Entry]],
+    rows: dict[bytes, dict[str, list]],
 ) -> set[str]:
     """Those of ``names`` whose entry differs between two versions of a folder (None: the
     folder is absent): only the VNodes that differ for them are read, in one batch."""
@@ -265,18 +298,15 @@ async def _changed(
 
     pairs = {n: (vnode_of(a, n), vnode_of(b, n)) for n in names}
     differing = {n: pair for n, pair in pairs.items() if pair[0] != pair[1]}
-    wanted = {v for pair in differing.values() for v in pair if v is not None and v not in buckets}
+    wanted = {v for pair in differing.values() for v in pair if v is not None and v not in rows}
     if wanted:
-        nodes = await after_refresh(repo, lambda: repo.objects.read_nodes(wanted))
-        for vid, vnode in nodes.items():
-            if not isinstance(vnode, VNode):
-                raise CorruptObject(f"node {vid.hex()} is not a vnode")
-            buckets[vid] = {e.name: e for e in vnode.entries}
+        blobs = await after_refresh(repo, lambda: repo.objects.read_blobs(wanted))
+        rows.update((vid, vnode_rows(data, names)) for vid, data in blobs.items())
 
-    def entry(vid: bytes | None, name: str) -> Entry | None:
-        return None if vid is None else buckets[vid].get(name)
+    def row(vid: bytes | None, name: str) -> list | None:
+        return None if vid is None else rows[vid].get(name)
 
-    return {n for n, (x, y) in differing.items() if entry(x, n) != entry(y, n)}
+    return {n for n, (x, y) in differing.items() if row(x, n) != row(y, n)}
 
 
 # -- one file --------------------------------------------------------------------------------
