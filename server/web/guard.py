@@ -47,10 +47,10 @@ def reader(kind: Kind = "html") -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
             grant = await signed_in(request)
+            request[GRANT] = grant  # (a refusal's page still shows who is signed in)
             namespace = request.match_info.get("namespace")
             if namespace is not None and not grant.allows(namespace, Role.READER):
                 raise web.HTTPForbidden(reason=grant.refusal(namespace, Role.READER))
-            request[GRANT] = grant
             return await handler(request)
 
         setattr(guarded, PAGE_KIND, kind)

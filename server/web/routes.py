@@ -32,7 +32,7 @@ from oxen.server.routes import served
 from oxen.server.state import AUTH_FAILURE, GRANT, REGISTRY, TOKENS
 from oxen.server.tables import count, names
 from oxen.server.web.guard import WHY, public, reader, redirect
-from oxen.server.web.render import page
+from oxen.server.web.render import page, repo_url
 from oxen.server.web.session import (
     check_form,
     csrf_token,
@@ -78,6 +78,10 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
     """(name, path) of each folder down to ``path``."""
     parts = path.split("/") if path else []
     return [(part, "/".join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+def _names(request: web.Request) -> tuple[str, str]:
+    return request.match_info["namespace"], request.match_info["name"]
 
 
 def _repo(request: web.Request) -> dict[str, Any]:
@@ -169,7 +173,8 @@ async def tree(request: web.Request) -> web.Response:
         branches = await browsing.branches(repo)
         rev = request.query.get("rev") or (branches[0].name if branches else "")
         if not rev:
-            return await page(request, "empty.html", **_repo(request), url_of=str(request.url))
+            clone_url = f"{request.scheme}://{request.host}{repo_url(*_names(request))}"
+            return await page(request, "empty.html", **_repo(request), url_of=clone_url)
         listing = await browsing.folder(repo, rev, path, offset, limit)
         latest = (await browsing.history(repo, listing.commit.hex(), 0, 1)).commits[0]
     return await page(

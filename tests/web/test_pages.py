@@ -310,3 +310,9 @@ def test_static_assets_ship_with_the_server(site: Site) -> None:
         answer = browser.get(f"/-/static/{name}")
         assert answer.status == 200 and kind in answer.headers["Content-Type"]
     assert browser.get("/-/static/../routes.py").status in (403, 404)
+
+
+def test_an_empty_repository_says_how_to_push_to_it(site: Site) -> None:
+    text = page(signed_in(site), "/other/thing").text
+    url = f"http://127.0.0.1:{site.server.port}/other/thing"
+    assert f"oxen remote add origin {url}" in text and "This repository is empty" in text
