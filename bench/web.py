@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import os
 import random
 import statistics
 import time
@@ -124,6 +125,7 @@ def _measure(b: Bench, runs: int, targets: list[tuple[str, str, bool, bool]]) ->
 
 def run(quick: bool) -> str:
     parquet_bytes, files, runs = SIZES["quick" if quick else "full"]
+    load_before = os.getloadavg()[0]
     root = WORK / "web"
     discard(root)
     with Bench(root) as b:
@@ -147,18 +149,29 @@ def run(quick: bool) -> str:
             (f"commit page: first 200 of {files:,} added paths", f"{repo_folder}/commit/{commit}", False, False),
             (f"raw file, whole ({fmt_bytes(w2.v1.stat().st_size)})", f"{repo_w2}/raw/data.parquet", False, False),
         ]  # fmt: skip
+        load_measured = os.getloadavg()[0]
         rows = _measure(b, runs, targets)
     discard(root)
-    return _table(rows, runs, quick, w2.rows, files)
+    loads = (load_before, load_measured, os.getloadavg()[0])
+    return _table(rows, runs, quick, w2.rows, files, loads)
 
 
-def _table(rows: list[Row], runs: int, quick: bool, parquet_rows: int, files: int) -> str:
+def _table(
+    rows: list[Row],
+    runs: int,
+    quick: bool,
+    parquet_rows: int,
+    files: int,
+    loads: tuple[float, float, float],
+) -> str:
     lines = [
         f"# Web pages on big repositories ({'quick' if quick else 'full'}, "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, warm: median of {runs})",
         "",
         f"W2 v1: {parquet_rows:,} rows in row groups of {datagen.BATCH_ROWS:,}; a folder of "
-        f"{files:,} files in one commit. cold: the first request after the server starts.",
+        f"{files:,} files in one commit. cold: the first request after the server starts. "
+        f"1-minute load average at the start {loads[0]:.2f}, when measuring began "
+        f"{loads[1]:.2f}, at the end {loads[2]:.2f} (2 cores).",
         "",
         "| page | cold | warm | answer | under 1 s |",
         "| --- | ---: | ---: | ---: | --- |",
