@@ -15,8 +15,9 @@ Everything is read as the JSON routes read it (:mod:`.tree_reads`, :mod:`.table_
 - a text file shows its first ``TEXT_BYTES``; a table's page is read as the rows route
   reads it (of a parquet file, its footer and the row groups of the page);
 - the changes of a commit (or of two revisions) are a diff of their trees, descending
-  only where ids differ; the last few diffs are kept (``DIFF_CACHE``), since paging
-  through a commit of many files diffs the same two trees again.
+  only where ids differ; the last few diffs are kept (``DIFF_CACHE``, ``DIFF_PATHS``
+  paths in all), since paging through a commit of many files diffs the same two trees
+  again.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ TEXT_BYTES = 64 * 1024
 AHEAD_LIMIT = 100
 AHEAD_WALK = 2000
 DIFF_CACHE = 8  # tree diffs kept, by the pair of tree ids
+DIFF_PATHS = 400_000  # changed paths those diffs may hold together (a larger one is not kept)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".svg", ".ico", ".avif")
 
 
@@ -438,7 +440,7 @@ async def _tree_diff(repo: ServedRepo, old: bytes | None, new: bytes) -> _Diff:
     removed = sum(1 for _, c in paths if c.new is None)
     diff = _Diff(paths, added, len(paths) - added - removed, removed)
     _diffs[key] = diff
-    while len(_diffs) > DIFF_CACHE:
+    while len(_diffs) > DIFF_CACHE or sum(len(d.paths) for d in _diffs.values()) > DIFF_PATHS:
         _diffs.popitem(last=False)
     return diff
 
