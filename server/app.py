@@ -10,19 +10,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from oxen.errors import (
-    AlreadyExists,
-    CorruptObject,
-    InvalidInput,
-    MergeConflict,
-    MissingObject,
-    NonFastForward,
-    NotFound,
-    OxenError,
-    PathError,
-    RefConflict,
-    RefError,
-)
+from oxen.errors import MergeConflict
 from oxen.server.auth import TokenStore, format_time, required_role
 from oxen.server.health import routes as health_routes
 from oxen.server.metrics import METRICS, MeasuredStore, Metrics
@@ -41,28 +29,13 @@ from oxen.server.state import (
     USER,
     Settings,
 )
+from oxen.server.statuses import status_of
+from oxen.server.web import add_web, web_middleware
 from oxen.server.workspaces import routes as workspace_routes
 from oxen.serving.registry import RepoRegistry
-from oxen.storage import InvalidKey, Store, StoreUnavailable, open_store
+from oxen.storage import Store, open_store
 
 log = logging.getLogger("oxen.server")
-
-
-STATUS_OF: list[tuple[type[Exception], int]] = [
-    (NotFound, 404),
-    (MergeConflict, 409),
-    (AlreadyExists, 409),
-    (RefConflict, 409),
-    (NonFastForward, 409),
-    (InvalidInput, 400),
-    (CorruptObject, 400),
-    (MissingObject, 400),
-    (PathError, 400),
-    (RefError, 400),
-    (InvalidKey, 400),
-    (StoreUnavailable, 503),
-    (OxenError, 400),
-]
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -98,9 +71,9 @@ async def error_middleware(
             return web.json_response(
                 {"error": str(e), "status": 409, "paths": e.paths[:1000]}, status=409
             )
-        for kind, status in STATUS_OF:
-            if isinstance(e, kind):
-                return json_error(status, str(e))
+        status = status_of(e)
+        if status is not None:
+            return json_error(status, str(e))
         log.exception("internal error on %s %s", request.method, request.path)
         return json_error(500, "internal server error")
 
@@ -156,7 +129,13 @@ def create_app(
     cache's) are given by tests. Each request is written to ``access_log`` as a JSON line
     (none when None)."""
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware, auth_middleware, protocol_middleware],
+        middlewares=[
+            observe_middleware,
+            error_middleware,
+            auth_middleware,
+            protocol_middleware,
+            web_middleware,
+        ],
         client_max_size=16 * 1024 * 1024,
     )
     app[SETTINGS] = settings
@@ -186,4 +165,5 @@ def create_app(
     app.add_routes(health_routes)
     app.add_routes(routes)
     app.add_routes(workspace_routes)
+    add_web(app)  # last: its /{namespace}/... patterns match only what no route above does
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Mapping
 from contextlib import aclosing
 from email.utils import formatdate
 
@@ -44,9 +45,13 @@ def _wanted(request: web.Request, file: FileAt) -> Span | None:
     return parse_range(request.headers.get("Range"), file.size)
 
 
-async def send_file(request: web.Request, repo: ServedRepo) -> web.StreamResponse:
+async def send_file(
+    request: web.Request, repo: ServedRepo, extra: Mapping[str, str] | None = None
+) -> web.StreamResponse:
+    """The file (``?rev=``, the route's path), whole or the range asked for; ``extra``
+    headers are added to the answer's (the web pages' download and sandbox headers)."""
     file = await _file(request, repo)
-    headers = _headers(file)
+    headers = {**_headers(file), **(extra or {})}
     try:
         span = _wanted(request, file)
     except Unsatisfiable:

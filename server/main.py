@@ -285,6 +285,7 @@ def start(args: argparse.Namespace) -> int:
             "  create a token:  oxen-server add-user --email you@example.com --name You"
             f" --output user.toml{add_user_hint(args, settings)}\n"
             f"  then:            oxen config --auth {args.host}:{port} <token>\n"
+            f"  in a browser:    http://{args.host}:{port}/ (sign in with that token)\n"
             f"  operations:      {routes}; SIGTERM or Ctrl-C stops, waiting up to"
             f" {shutdown:g} s for the requests running",
             flush=True,

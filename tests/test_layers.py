@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, int]] = [
     ("oxen/__init__.py", 10),
     ("cli/", 11),
     ("server/", 11),
+    ("server/web/", 11),  # the web pages: over server/ and oxen.serving.browsing
     ("bench/", 12),
 ]
 
@@ -172,6 +173,20 @@ def test_http_stays_in_the_sync_client_and_the_server() -> None:
     )
     allowed = ("oxen/sync/http.py", "storage/s3.py")
     assert all(u in allowed or u.startswith(("server/", "bench/")) for u in users), users
+
+
+def test_templates_stay_in_the_web_pages() -> None:
+    """HTML is made in server/web/ only: oxen.serving.browsing (what the pages show) knows
+    nothing of jinja2, nor of aiohttp."""
+    _, files = graph()
+    users = sorted(
+        str(path.relative_to(ROOT))
+        for path in files.values()
+        if "jinja2" in {a.split(".")[0] for a in _external_imports(path)}
+    )
+    assert users and all(u.startswith("server/web/") for u in users), users
+    browsing = _external_imports(ROOT / "oxen/serving/browsing.py")
+    assert not {m.split(".")[0] for m in browsing} & {"aiohttp", "jinja2"}
 
 
 def _external_imports(path: Path) -> set[str]:

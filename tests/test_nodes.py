@@ -14,6 +14,7 @@ from oxen.formats.nodes import (
     decode_node,
     encode_node,
     encode_with_id,
+    vnode_rows,
 )
 
 ID = bytes(range(32))
@@ -83,3 +84,19 @@ def test_bucket_count_is_a_power_of_two() -> None:
     assert bucket_count(10_000, 10_000) == 1
     assert bucket_count(10_001, 10_000) == 2
     assert bucket_count(1_000_000, 10_000) == 128
+
+
+def test_vnode_rows_finds_names_without_building_entries() -> None:
+    entries = tuple(FileEntry(f"f{i:03d}", bytes([i]) * 32, i) for i in range(0, 200, 2))
+    data = encode_node(VNode(entries))
+    rows = vnode_rows(data, ["f000", "f100", "f101", "zzz"])
+    assert rows.keys() == {"f000", "f100"}
+    assert rows["f100"] == [0, "f100", bytes([100]) * 32, 100, None, 0o644]
+    changed = encode_node(
+        VNode((*entries[:50], FileEntry("f100", b"\x07" * 32, 100), *entries[51:]))
+    )
+    assert vnode_rows(changed, ["f100"]) != vnode_rows(data, ["f100"])
+    assert vnode_rows(changed, ["f098"]) == vnode_rows(data, ["f098"])
+    for bad in (b"\xc1", encode_node(DirNode((), 0, 0, 0)), msgpack.packb([3, [[0, 5]]])):
+        with pytest.raises(CorruptObject):
+            vnode_rows(bad, ["f000"])

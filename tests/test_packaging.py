@@ -18,3 +18,21 @@ def test_every_package_is_listed_in_pyproject() -> None:
             rel = init.parent.relative_to(ROOT / folder)
             found.add(".".join([name, *rel.parts]))
     assert found == listed
+
+
+def test_every_web_asset_ships() -> None:
+    """The web pages' templates and static files are package data: each matches a glob of
+    [tool.setuptools.package-data], or a plain `pip install .` serves pages without them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs: list[str] = config["package-data"]["oxen.server.web"]
+    folder = ROOT / config["package-dir"]["oxen.server"] / "web"
+    assets = [
+        p for sub in ("templates", "static") for p in (folder / sub).rglob("*") if p.is_file()
+    ]
+    assert assets
+    missing = [
+        str(p.relative_to(folder))
+        for p in assets
+        if not any(p.relative_to(folder).match(g) for g in globs)
+    ]
+    assert missing == []

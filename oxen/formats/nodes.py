@@ -12,6 +12,8 @@ chunk point at a ChunkList node.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -289,6 +291,35 @@ def decode_node(data: bytes) -> Node:
     except (LookupError, TypeError, ValueError) as e:
         raise CorruptObject(f"malformed node: {e}") from None
     raise CorruptObject(f"unknown node type {body[0]!r}")
+
+
+def vnode_rows(data: bytes, names: Iterable[str]) -> dict[str, list]:
+    """The encoded rows of ``names`` (those it holds) in a VNode's bytes, found by binary
+    search without building its entries: several times cheaper than decode_node for a
+    question of which entries differ between two versions (encodings are deterministic,
+    so two rows are equal exactly when their entries are). Nothing here becomes a path."""
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        if body[0] != NodeType.VNODE:
+            raise CorruptObject("node is not a vnode")
+        rows = body[1]
+        out: dict[str, list] = {}
+        for name in names:
+            i = bisect.bisect_left(rows, name, key=_row_name)
+            if i < len(rows) and rows[i][1] == name:
+                out[name] = rows[i]
+        return out
+    except CorruptObject:
+        raise
+    except Exception as e:  # not msgpack, or not rows of [kind, name, ...]
+        raise CorruptObject(f"malformed vnode: {e}") from None
+
+
+def _row_name(row: list) -> str:
+    name = row[1]
+    if not isinstance(name, str):
+        raise CorruptObject("vnode entry has no name")
+    return name
 
 
 def decode_checked(oid: bytes, data: bytes) -> Node:

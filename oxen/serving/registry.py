@@ -113,6 +113,20 @@ class RepoRegistry:
                 out.append(await self.info(namespace, parts[2]))
         return sorted(out, key=lambda r: r.name)
 
+    async def names(self, namespace: str | None = None) -> list[Key]:
+        """(namespace, name) of every repository, or of one namespace's, sorted: one
+        listing of the store and no repo.json read (a store lists every key under the
+        prefix, packs included)."""
+        prefix = (
+            "repos/" if namespace is None else f"repos/{check_repo_name(namespace, 'namespace')}/"
+        )
+        out = []
+        async for key in self.store.list(prefix):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[3] == "repo.json":
+                out.append((parts[1], parts[2]))
+        return sorted(out)
+
     @property
     def open_count(self) -> int:
         """Repositories open now, those in use included."""

@@ -1,8 +1,9 @@
 """Every route, with generated methods, paths, headers and bodies, sent byte for byte to the
 server's application in this process. Whatever arrives: never a 5xx; an error the
-application answers is JSON ``{"error", "status"}``; and nothing invalid changes the
-store (a pack is stored only when it verifies, a branch moves only by a valid update, a
-repository appears or goes only by a valid create or delete)."""
+application answers is JSON ``{"error", "status"}`` (a web page's, an HTML page saying
+why); and nothing invalid changes the store (a pack is stored only when it verifies, a
+branch moves only by a valid update, a repository appears or goes only by a valid create
+or delete; the web pages change nothing)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import msgpack
 import pytest
@@ -108,6 +109,9 @@ class Fuzzed(LiveServer):
         assert self.send("POST", f"{BASE}/packs", good, SEED.pack).status == 201
         ref = json.dumps({"old": None, "new": SEED.c1.hex()}).encode()
         assert self.send("PUT", f"{BASE}/refs/heads/main", good, ref).status == 200
+        # the web pages' CSRF secret is made in the store by the first form shown: here,
+        # not during the fuzzing (whose requests may change nothing else)
+        assert self.send("GET", "/-/signin", []).status == 200
 
     def auth(self, token: str) -> list[tuple[bytes, bytes]]:
         return [header("Authorization", f"Bearer {token}"), header(PROTOCOL_HEADER, "2")]
@@ -164,14 +168,32 @@ def send_and_check(live: Fuzzed, sent: Sent, group: str) -> Answer:
     else:
         outcome(group, str(answer.status))
         if answer.status >= 400 and sent.method != b"HEAD":
-            assert answer.headers["content-type"].startswith("application/json"), answer
-            error = answer.json()
-            assert (
-                set(error) - {"paths"} == {"error", "status"} and error["status"] == answer.status
-            )
-            assert isinstance(error["error"], str) and error["error"]
+            if answer.headers["content-type"].startswith("text/html"):
+                check_error_page(sent, answer)
+            else:
+                assert answer.headers["content-type"].startswith("application/json"), answer
+                error = answer.json()
+                assert (
+                    set(error) - {"paths"} == {"error", "status"}
+                    and error["status"] == answer.status
+                )
+                assert isinstance(error["error"], str) and error["error"]
     check_changes(sent, answer, before, after)
     return answer
+
+
+API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/-/static/")
+
+
+def check_error_page(sent: Sent, answer: Answer) -> None:
+    """An error of a web page: an HTML page saying why (the sign-in form, for a bad sign
+    in), never for a route of the API, and never with markup from the request in it."""
+    path = unquote(urlsplit(sent.target.decode("latin-1")).path)
+    assert not path.startswith(API_PREFIXES), answer
+    html = answer.body.decode("utf-8")
+    assert 'class="error"' in html, answer
+    scripts = html.count("<script")
+    assert scripts == 1 and '<script src="/-/static/oxen.js" defer>' in html, answer
 
 
 def check_changes(
@@ -269,6 +291,22 @@ ROUTES = [
     ("POST", f"{BASE}/workspaces/w/files"),
     ("POST", f"{BASE}/workspaces/w/commit"),
     ("GET", f"{BASE}/workspaces/w/rows/t.csv"),
+    # the web pages (their session is a cookie: see header_sets)
+    ("GET", "/"),
+    ("GET", "/-/signin"),
+    ("POST", "/-/signin"),
+    ("POST", "/-/signout"),
+    ("GET", "/-/static/oxen.css"),
+    ("GET", f"/{NS}"),
+    ("GET", f"/{NS}/{NAME}"),
+    ("GET", f"/{NS}/{NAME}/tree"),
+    ("GET", f"/{NS}/{NAME}/file/t.csv"),
+    ("GET", f"/{NS}/{NAME}/raw/f0.txt"),
+    ("GET", f"/{NS}/{NAME}/commits"),
+    ("GET", f"/{NS}/{NAME}/commit/{SEED.c1.hex()}"),
+    ("GET", f"/{NS}/{NAME}/compare"),
+    ("GET", f"/{NS}/{NAME}/rowdiff/t.csv"),
+    ("GET", f"/{NS}/{NAME}/rowcounts/t.csv"),
 ]
 
 
@@ -307,11 +345,32 @@ def authorizations(draw: st.DrawFn, live: Fuzzed) -> bytes | None:
 
 
 @st.composite
+def cookies(draw: st.DrawFn, live: Fuzzed) -> bytes | None:
+    """The web pages' session and CSRF cookies: most often none (API clients send none),
+    else a token of some role, an unknown one, or bytes no cookie holds."""
+    which = pick(draw, [None] * 6 + ["good", "good", "unknown", "garbage", "nonce", "twice"])
+    token = live.tokens.get(pick(draw, TOKENS), "oxn_" + "A" * 43).encode()
+    return {
+        None: None,
+        "good": b"oxen_token=" + token,
+        "unknown": b"oxen_token=oxn_nope; oxen_csrf=" + b"0" * 32,
+        "garbage": b"oxen_token=" + draw(st.sampled_from([b"", b'"', b"\xff", b";;", b"=" * 50])),
+        "nonce": b"oxen_token="
+        + token
+        + b"; oxen_csrf="
+        + draw(st.sampled_from([b"x", b"0" * 32])),
+        "twice": b"oxen_token=x; oxen_token=" + token,
+    }[which]
+
+
+@st.composite
 def header_sets(draw: st.DrawFn, live: Fuzzed, body: bytes) -> list[tuple[bytes, bytes]]:
     """Authorization, protocol, content type and length: most right, some not."""
     headers = []
     if (authorization := draw(authorizations(live))) is not None:
         headers.append((b"Authorization", authorization))
+    if (cookie := draw(cookies(live))) is not None:
+        headers.append((b"Cookie", cookie))
     protocol = pick(draw, ["2"] * 5 + [None, "1", "3", "02", " 2", "2.0", "", "9" * 30, "\u0662"])
     if protocol is not None:
         headers.append(header(PROTOCOL_HEADER, protocol.encode()))
@@ -846,3 +905,78 @@ def test_tree_reads(live: Fuzzed, data: st.DataObject) -> None:
     assert any(names == top[offset : offset + len(names)] for top in tops)
     stop = offset + len(names)
     assert body["next_offset"] in (None, stop) and (body["next_offset"] is None) == (stop >= 2)
+
+
+# -- web pages: paths, revisions, pages, filters, row diffs, forms --------------------------------
+
+WEB_PATHS = ["t.csv"] * 4 + ["f0.txt", "nope.csv", "..", "%2e%2e/t.csv", "t.csv/x", ".oxen"]
+WEB_PATHS += ["%3Cscript%3E", "a%00b", "%ff", "x" * 300]
+
+
+@st.composite
+def web_requests(draw: st.DrawFn, live: Fuzzed) -> Sent:
+    token = live.tokens.get(pick(draw, ["writer", "reader", "reader", "admin", "expired"]), "")
+    cookie = [header("Cookie", f"oxen_token={token}; oxen_csrf={'ab' * 16}")]
+    if draw(st.integers(0, 5)) == 0:  # the forms: sign in, sign out
+        path = pick(draw, ["/-/signin", "/-/signout"])
+        fields = {"csrf": pick(draw, ["", "0" * 64, "x"]), "token": pick(draw, ["", token, "x"])}
+        fields["next"] = pick(draw, ["/", "//evil", "/team", "https://x", "\r\nX: y"])
+        body = pick(
+            draw,
+            [
+                urlencode(fields).encode(),
+                b'--x\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n0\r\n--x--\r\n',
+                draw(st.binary(max_size=60)),
+                b"csrf=" + b"%" * 50,
+                b"a=" + b"b" * 20_000,
+            ],
+        )
+        kind = pick(
+            draw,
+            ["application/x-www-form-urlencoded"] * 3
+            + ["multipart/form-data; boundary=x", "multipart/form-data", "text/plain", ""],
+        )
+        headers = cookie + [header("Content-Type", kind)] if kind else cookie
+        origin = pick(draw, [None, None, "http://127.0.0.1", "http://evil.example", "null"])
+        if origin is not None:
+            headers.append(header("Origin", origin))
+        return with_length(Sent(b"POST", path.encode(), headers, body))
+    route = pick(
+        draw, ["tree", "file", "raw", "commits", "commit", "compare", "rowdiff", "rowcounts"]
+    )
+    path = pick(draw, WEB_PATHS)
+    params: dict[str, str | None] = {
+        "rev": pick(draw, REVS),
+        "offset": pick(draw, [None] * 4 + NUMBERS),
+        "limit": pick(draw, [None] * 6 + NUMBERS),
+    }
+    if route == "file":
+        params["filter"] = pick(draw, [None, None, *FILTERS])
+    if route == "raw":
+        params["download"] = pick(draw, [None, "1", ""])
+    if route in ("compare", "rowdiff", "rowcounts"):
+        params |= {"base": pick(draw, REVS), "head": pick(draw, REVS)}
+        params["keys"] = pick(draw, [None, "id", *NAMES])
+    target = f"/{NS}/{NAME}/{route}"
+    if route in ("tree", "file", "raw", "rowdiff", "rowcounts") and (
+        route != "tree" or draw(st.booleans())
+    ):
+        target += f"/{path}"
+    elif route == "commit":
+        target += "/" + pick(draw, [SEED.c1.hex(), SEED.c2.hex(), "main", "nope", "%00"])
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v is not None)
+    target += f"?{query}" if query else ""
+    headers = list(cookie)
+    if draw(st.integers(0, 3)) == 0:
+        headers.append(header("Range", pick(draw, RANGES)))
+    return Sent(pick(draw, [b"GET"] * 5 + [b"HEAD"]), target.encode(), headers, b"")
+
+
+@fuzz_settings(200)
+@given(st.data())
+def test_web_pages(live: Fuzzed, data: st.DataObject) -> None:
+    sent = data.draw(web_requests(live))
+    answer = send_and_check(live, sent, "routes: web pages")
+    if answer.status == 303:  # to sign in, or after signing in: always to this site
+        location = answer.headers["location"]
+        assert location.startswith("/") and not location.startswith("//"), location
