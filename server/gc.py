@@ -13,6 +13,7 @@ from oxen.cli.output import human_size
 from oxen.errors import InvalidInput, NotFound
 from oxen.server.auth import parse_duration
 from oxen.server.state import Settings
+from oxen.serving.direct_uploads import STALE_SECONDS, sweep_staging
 from oxen.serving.gc import GRACE_SECONDS, GcReport, collect
 from oxen.serving.store_check import repositories
 from oxen.storage import open_store
@@ -72,6 +73,8 @@ def gc(args: argparse.Namespace, settings: Settings) -> int:
                     report = await collect(
                         repo_store, f"{namespace}/{name}", Path(scratch), grace, args.dry_run
                     )
+                if not args.dry_run:  # packs a client PUT directly and never had checked
+                    await sweep_staging(repo_store, STALE_SECONDS)
                 reports.append(report)
                 if not args.json:
                     print(line(report), flush=True)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from oxen.errors import NotFound, OxenError
+from oxen.errors import InvalidInput, NotFound, OxenError
 from oxen.server.admin import add_user, list_tokens, revoke_token
 from oxen.server.app import create_app
 from oxen.server.auth import TOKEN_RECHECK_SECONDS, Role
@@ -65,6 +65,14 @@ def _settings(args: argparse.Namespace) -> Settings:
             "no",
             "off",
         )
+    direct = getattr(args, "direct_uploads", None)
+    if direct is None:
+        direct = os.environ.get("OXEN_SERVER_DIRECT_UPLOADS", "0").lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
     return Settings(
         storage_url=storage,
         data_dir=data_dir,
@@ -74,6 +82,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_open_repos=max_open,
         workspace_idle=workspace_idle,
         metrics=metrics,
+        direct_uploads=direct,
     )
 
 
@@ -157,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="serve GET /metrics (Prometheus text format, no token: keep it on a private"
         " network) and time the store's calls for it (default: on; OXEN_SERVER_METRICS=0)",
+    )
+
+    c.add_argument(
+        "--direct-uploads",
+        action=argparse.BooleanOptionalAction,
+        help="let clients PUT packs straight to the store by presigned URLs, verified by"
+        " the server before a branch may use them (s3:// stores only; default: off;"
+        " or OXEN_SERVER_DIRECT_UPLOADS=1)",
     )
 
     c.add_argument(
@@ -269,6 +286,11 @@ def add_user_hint(args: argparse.Namespace, settings: Settings) -> str:
 
 def start(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if settings.direct_uploads and not settings.storage_url.startswith("s3://"):
+        raise InvalidInput(
+            "--direct-uploads needs an s3:// store (clients PUT packs to presigned URLs);"
+            f" this server's store is {settings.storage_url}"
+        )
     shutdown = args.shutdown_timeout
     if shutdown is None:
         shutdown = float(os.environ.get("OXEN_SERVER_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT))

@@ -33,6 +33,7 @@ UNMATCHED = "unmatched"  # no route: 404 and 405 of the router
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 STORE_OPERATIONS = (
+    "copy",
     "get",
     "get_range",
     "get_ranges",
@@ -177,6 +178,10 @@ class MeasuredStore(Store):
         return self.inner.supports_cas
 
     @property  # type: ignore[override]
+    def supports_presign(self) -> bool:
+        return self.inner.supports_presign
+
+    @property  # type: ignore[override]
     def range_gap(self) -> int:
         return self.inner.range_gap
 
@@ -257,6 +262,12 @@ class MeasuredStore(Store):
 
     async def delete(self, key: str) -> None:
         await self._timed("delete", self.inner.delete(key))
+
+    async def copy(self, source: str, dest: str) -> bool:
+        return await self._timed("copy", self.inner.copy(source, dest))
+
+    async def presign_put(self, key: str, expires: int) -> str:
+        return await self.inner.presign_put(key, expires)  # signed locally: nothing to time
 
     async def close(self) -> None:
         await self.inner.close()

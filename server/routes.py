@@ -18,6 +18,7 @@ from oxen.server import files, tables, trees
 from oxen.server.auth import Role, needs
 from oxen.server.protocol import plain_http
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
+from oxen.serving.direct_uploads import URL_SECONDS, hand_out, receive_staged
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
 routes = web.RouteTableDef()
@@ -143,7 +144,12 @@ async def delete_repo(request: web.Request) -> web.Response:
 @needs(Role.READER)
 async def list_refs(request: web.Request) -> web.Response:
     async with served(request) as repo:
-        return web.json_response({"branches": {b: c.hex() for b, c in (await repo.refs()).items()}})
+        answer: dict[str, object] = {
+            "branches": {b: c.hex() for b, c in (await repo.refs()).items()}
+        }
+        if request.app[SETTINGS].direct_uploads:  # the client may PUT packs to the store
+            answer["direct_uploads"] = True
+        return web.json_response(answer)
 
 
 @routes.put("/api/repos/{namespace}/{name}/refs/heads/{branch:.+}")
@@ -199,6 +205,33 @@ async def upload_pack(request: web.Request) -> web.Response:
         finally:
             f.close()
             await asyncio.to_thread(path.unlink, missing_ok=True)
+        return web.json_response({"objects": objects, "bytes": size}, status=201)
+
+
+def _direct_uploads_on(request: web.Request) -> None:
+    if not request.app[SETTINGS].direct_uploads:
+        raise web.HTTPNotFound(reason="this server takes packs only by POST .../packs")
+
+
+@routes.post("/api/repos/{namespace}/{name}/uploads")
+@needs(Role.WRITER)
+async def direct_upload_urls(request: web.Request) -> web.Response:
+    """``{"count": N}``: N staging keys, each with a presigned URL to PUT a pack to."""
+    _direct_uploads_on(request)
+    body = await json_body(request)
+    async with served(request) as repo:
+        uploads = await hand_out(repo.store, body.get("count", 1))
+        return web.json_response({"uploads": uploads, "expires": URL_SECONDS})
+
+
+@routes.post("/api/repos/{namespace}/{name}/uploads/complete")
+@needs(Role.WRITER)
+async def direct_upload_complete(request: web.Request) -> web.Response:
+    """``{"key": K}``: the pack PUT to K, verified and stored as one uploaded is."""
+    _direct_uploads_on(request)
+    body = await json_body(request)
+    async with served(request) as repo:
+        objects, size = await receive_staged(repo, body.get("key"))
         return web.json_response({"objects": objects, "bytes": size}, status=201)
 
 

@@ -39,6 +39,8 @@ class Settings:
     workspace_idle: float = IDLE_SECONDS
     # GET /metrics, and the store's calls timed for it.
     metrics: bool = True
+    # Clients PUT packs straight to the store by presigned URLs (an s3:// store only).
+    direct_uploads: bool = False
 
     def store_options(self) -> dict[str, object]:
         if self.storage_url.startswith("s3://") and self.s3_endpoint:

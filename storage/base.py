@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from oxen.storage.errors import InvalidKey
+from oxen.storage.errors import InvalidKey, StoreError
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -141,6 +141,8 @@ class Store(ABC):
     #: ...as long as the merged read stays within this many bytes.  A single requested
     #: range longer than this is still read whole.
     max_read: int = 16 * MiB
+    #: True when :meth:`presign_put` hands out URLs a client can PUT an object to directly.
+    supports_presign: bool = False
 
     @property
     @abstractmethod
@@ -231,6 +233,20 @@ class Store(ABC):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Remove an object; deleting a missing key is not an error."""
+
+    async def copy(self, source: str, dest: str) -> bool:
+        """Copy one object to another key; False when ``source`` is missing.  This default
+        reads it whole; stores that copy without the bytes leaving them (S3) override it."""
+        data = await self.get(source)
+        if data is None:
+            return False
+        await self.put(dest, data)
+        return True
+
+    async def presign_put(self, key: str, expires: int) -> str:
+        """A URL that lets whoever holds it PUT ``key`` (once or many times) for ``expires``
+        seconds, without credentials; only stores with ``supports_presign`` have them."""
+        raise StoreError(f"the store {self.url} cannot hand out upload URLs")
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default store holds none."""

@@ -27,6 +27,10 @@ class PrefixedStore(Store):
         return self.inner.supports_cas
 
     @property  # type: ignore[override]
+    def supports_presign(self) -> bool:
+        return self.inner.supports_presign
+
+    @property  # type: ignore[override]
     def range_gap(self) -> int:
         return self.inner.range_gap
 
@@ -89,6 +93,12 @@ class PrefixedStore(Store):
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(self._k(key))
+
+    async def copy(self, source: str, dest: str) -> bool:
+        return await self.inner.copy(self._k(source), self._k(dest))
+
+    async def presign_put(self, key: str, expires: int) -> str:
+        return await self.inner.presign_put(self._k(key), expires)
 
     async def close(self) -> None:
         """The inner store is shared; its owner closes it."""

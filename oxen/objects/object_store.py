@@ -120,6 +120,21 @@ class ObjectStore:
         await self.db.add_pack(pack.id, pack.size, pack.entries)
         return pack
 
+    async def add_verified_stored_pack(
+        self, path: Path, key: str, max_size: int, on_node: NodeCallback | None = None
+    ) -> SealedPack | None:
+        """Verify a pack whose bytes are both at ``path`` (a local copy, removed here) and
+        in the store at ``key`` (which no one else can write), then keep the stored copy as
+        the pack, copied inside the store.  None if ``key`` vanished meanwhile."""
+        try:
+            pack = await asyncio.to_thread(verify_pack_file, path, max_size, None, on_node)
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        if not await self.store.copy(key, pack_key(pack.id)):
+            return None
+        await self.db.add_pack(pack.id, pack.size, pack.entries)
+        return pack
+
     async def write_pack_of(
         self, ids: list[bytes], path: Path, known: dict[bytes, Location] | None = None
     ) -> int:

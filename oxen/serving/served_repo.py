@@ -331,6 +331,19 @@ class ServedRepo:
         await vouch_for_pack(self.db, graph)
         return len(pack.entries)
 
+    async def receive_stored_pack(self, path: Path, key: str) -> int | None:
+        """As :meth:`receive_pack`, for a pack already in the store at ``key`` (and
+        downloaded to ``path``): verified, then copied to its place inside the store."""
+        graph = PackGraph()
+        async with self._pack_slots.hold("receive"):
+            pack = await self.objects.add_verified_stored_pack(
+                path, key, MAX_PACK_BYTES, on_node=graph.add
+            )
+        if pack is None:
+            return None
+        await vouch_for_pack(self.db, graph)
+        return len(pack.entries)
+
     async def pack_of(self, ids: list[bytes], path: Path) -> int:
         """The objects ``ids`` (each once, however often asked for) as one pack at ``path``;
         a request for more than MAX_PACK_BYTES of objects is refused."""

@@ -85,9 +85,24 @@ class HttpRemote:
         )
         self.bytes_sent = 0
         self.bytes_received = 0
+        # The server lets packs go straight to its store (it said so with its branches).
+        self.direct_uploads = False
+        self._store_session: aiohttp.ClientSession | None = None
+        self._connections = connections
 
     async def close(self) -> None:
         await self.session.close()
+        if self._store_session is not None:
+            await self._store_session.close()
+
+    def store_session(self) -> aiohttp.ClientSession:
+        """A session for the object store's presigned URLs: without our token or headers
+        (a presigned URL carries its own authority, and S3 refuses a second one)."""
+        if self._store_session is None:
+            self._store_session = aiohttp.ClientSession(
+                timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=self._connections)
+            )
+        return self._store_session
 
     async def _request(self, method: str, path: str, **kwargs: object) -> aiohttp.ClientResponse:
         url = f"{self.url.api}{path}" if path != "" else self.url.api
@@ -120,7 +135,9 @@ class HttpRemote:
         raw = await response.read()
         self.bytes_received += len(raw)
         try:
-            branches = json.loads(raw)["branches"]
+            answer = json.loads(raw)
+            branches = answer["branches"]
+            self.direct_uploads = answer.get("direct_uploads") is True
             return {check_branch_name(b): from_hex(c) for b, c in branches.items()}
         except (ValueError, TypeError, LookupError, AttributeError, RecursionError, RefError):
             raise RemoteError(
@@ -145,13 +162,37 @@ class HttpRemote:
         return out
 
     async def upload_pack(self, path: Path) -> None:
-        """Send one pack (packs we send are ~16 MiB, so read whole in a worker thread)."""
+        """Send one pack (packs we send are ~16 MiB, so read whole in a worker thread):
+        to the store by a presigned URL when the server offers it, else to the server."""
         data = await asyncio.to_thread(path.read_bytes)
+        if self.direct_uploads:
+            await self._upload_direct(data)
+            self.bytes_sent += len(data)
+            return
         response = await self._request(
             "POST", "/packs", data=data, headers={"Content-Type": "application/octet-stream"}
         )
         response.release()
         self.bytes_sent += len(data)
+
+    async def _upload_direct(self, data: bytes) -> None:
+        """A URL from the server, the pack PUT to the store (without our token: a
+        presigned URL carries its own authority), then the server's check of it."""
+        answer = await self.call("POST", "/uploads", {"count": 1})
+        try:
+            upload = answer["uploads"][0]
+            key, url = str(upload["key"]), str(upload["url"])
+        except (LookupError, TypeError):
+            raise RemoteError("the server answered a malformed list of upload URLs") from None
+        try:
+            async with self.store_session().put(url, data=data) as response:
+                if response.status >= 300:
+                    text = (await response.text())[:200]
+                    raise RemoteError(f"the store refused a pack ({response.status}): {text}")
+        except aiohttp.ClientConnectionError as e:
+            where = url.split("?")[0]
+            raise RemoteError(f"cannot reach the store at {where}: {_reason(e)}") from None
+        await self.call("POST", "/uploads/complete", {"key": key})
 
     async def fetch_pack(self, ids: list[bytes], dest: Path) -> None:
         body = _ids_body(ids)

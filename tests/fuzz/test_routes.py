@@ -276,6 +276,8 @@ ROUTES = [
     ("GET", f"{BASE}/refs"),
     ("POST", f"{BASE}/objects/missing"),
     ("POST", f"{BASE}/packs"),
+    ("POST", f"{BASE}/uploads"),
+    ("POST", f"{BASE}/uploads/complete"),
     ("POST", f"{BASE}/objects/fetch"),
     ("PUT", f"{BASE}/refs/heads/main"),
     ("DELETE", f"{BASE}/refs/heads/main"),
