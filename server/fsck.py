@@ -26,7 +26,9 @@ def summary(report: StoreReport) -> str:
     )
 
 
-def fsck(args: argparse.Namespace, settings: Settings) -> int:
+def store_scope(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None:
+    """The repository ``--repo NS/NAME`` names (None: all), once the store is known to
+    exist: shared by the commands that work straight on a store (fsck, gc)."""
     only: tuple[str, str] | None = None
     if args.repo:
         namespace, sep, name = args.repo.partition("/")
@@ -36,6 +38,11 @@ def fsck(args: argparse.Namespace, settings: Settings) -> int:
     root = filesystem_root(settings.storage_url)
     if root is not None and not root.is_dir():
         raise NotFound(f"no store at {root} (give --data-dir or --storage)")
+    return only
+
+
+def fsck(args: argparse.Namespace, settings: Settings) -> int:
+    only = store_scope(args, settings)
 
     def shown(problem: StoreProblem) -> None:
         print(f"error: {problem}", file=sys.stderr, flush=True)

@@ -12,13 +12,13 @@ from pathlib import Path
 from oxen.cli.output import human_size
 from oxen.errors import InvalidInput, NotFound
 from oxen.server.auth import parse_duration
+from oxen.server.fsck import store_scope
 from oxen.server.state import Settings
 from oxen.serving.direct_uploads import STALE_SECONDS, sweep_staging
 from oxen.serving.gc import GRACE_SECONDS, GcReport, collect
 from oxen.serving.store_check import repositories
 from oxen.storage import open_store
 from oxen.storage.prefixed import PrefixedStore
-from oxen.storage.registry import filesystem_root
 
 
 def grace_seconds(text: str | None) -> float:
@@ -50,15 +50,7 @@ def line(report: GcReport) -> str:
 
 def gc(args: argparse.Namespace, settings: Settings) -> int:
     grace = grace_seconds(args.grace)
-    only: tuple[str, str] | None = None
-    if args.repo:
-        namespace, sep, name = args.repo.partition("/")
-        if not sep:
-            raise InvalidInput(f"--repo must be NAMESPACE/NAME, not {args.repo!r}")
-        only = (namespace, name)
-    root = filesystem_root(settings.storage_url)
-    if root is not None and not root.is_dir():
-        raise NotFound(f"no store at {root} (give --data-dir or --storage)")
+    only = store_scope(args, settings)
 
     async def go() -> list[GcReport]:
         store = open_store(settings.storage_url, **settings.store_options())
