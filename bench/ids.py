@@ -51,9 +51,7 @@ class _Xxh3Chunker(Chunker):
         digest = xxhash.xxh3_128_digest
         if len(data) <= self.config.min_size:
             return [chunking.Chunk(digest(data), 0, len(data))]
-        return [
-            chunking.Chunk(digest(c.data), c.offset, c.length) for c in self._cdc.cut_buf(data)
-        ]
+        return [chunking.Chunk(digest(c.data), c.offset, c.length) for c in self._cdc.cut_buf(data)]
 
 
 def main() -> None:

@@ -151,6 +151,14 @@ class Service:
         except OSError:
             return False
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the service has used so far (0 once it is gone)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> tuple[int, int] | None:
         """(current RSS, peak RSS since start or the last reset) in KiB."""
         try:

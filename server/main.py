@@ -65,14 +65,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "no",
             "off",
         )
-    direct = getattr(args, "direct_uploads", None)
-    if direct is None:
-        direct = os.environ.get("OXEN_SERVER_DIRECT_UPLOADS", "0").lower() in (
-            "1",
-            "true",
-            "yes",
-            "on",
-        )
+    direct_uploads = _flag(args, "direct_uploads", "OXEN_SERVER_DIRECT_UPLOADS")
+    direct_downloads = _flag(args, "direct_downloads", "OXEN_SERVER_DIRECT_DOWNLOADS")
     return Settings(
         storage_url=storage,
         data_dir=data_dir,
@@ -82,8 +76,17 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_open_repos=max_open,
         workspace_idle=workspace_idle,
         metrics=metrics,
-        direct_uploads=direct,
+        direct_uploads=direct_uploads,
+        direct_downloads=direct_downloads,
     )
+
+
+def _flag(args: argparse.Namespace, name: str, env: str) -> bool:
+    """A ``--x/--no-x`` option, else its environment variable, else off."""
+    value = getattr(args, name, None)
+    if value is None:
+        return os.environ.get(env, "0").lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _store_arguments(c: argparse.ArgumentParser) -> None:
@@ -174,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="let clients PUT packs straight to the store by presigned URLs, verified by"
         " the server before a branch may use them (s3:// stores only; default: off;"
         " or OXEN_SERVER_DIRECT_UPLOADS=1)",
+    )
+    c.add_argument(
+        "--direct-downloads",
+        action=argparse.BooleanOptionalAction,
+        help="let clients read the objects they fetch straight from the store by presigned"
+        " URLs, and verify them as they verify what the server sends (s3:// stores only;"
+        " default: off; or OXEN_SERVER_DIRECT_DOWNLOADS=1)",
     )
 
     c.add_argument(
@@ -286,11 +296,15 @@ def add_user_hint(args: argparse.Namespace, settings: Settings) -> str:
 
 def start(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if settings.direct_uploads and not settings.storage_url.startswith("s3://"):
-        raise InvalidInput(
-            "--direct-uploads needs an s3:// store (clients PUT packs to presigned URLs);"
-            f" this server's store is {settings.storage_url}"
-        )
+    for on, flag in (
+        (settings.direct_uploads, "uploads"),
+        (settings.direct_downloads, "downloads"),
+    ):
+        if on and not settings.storage_url.startswith("s3://"):
+            raise InvalidInput(
+                f"--direct-{flag} needs an s3:// store (clients use presigned URLs);"
+                f" this server's store is {settings.storage_url}"
+            )
     shutdown = args.shutdown_timeout
     if shutdown is None:
         shutdown = float(os.environ.get("OXEN_SERVER_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT))

@@ -269,5 +269,8 @@ class MeasuredStore(Store):
     async def presign_put(self, key: str, expires: int) -> str:
         return await self.inner.presign_put(key, expires)  # signed locally: nothing to time
 
+    async def presign_get(self, key: str, expires: int) -> str:
+        return await self.inner.presign_get(key, expires)
+
     async def close(self) -> None:
         await self.inner.close()

@@ -18,6 +18,7 @@ from oxen.server import files, tables, trees
 from oxen.server.auth import Role, needs
 from oxen.server.protocol import plain_http
 from oxen.server.state import REGISTRY, SETTINGS, SMALL_BODY_MAX, grant_of
+from oxen.serving.direct_downloads import hand_out_reads
 from oxen.serving.direct_uploads import URL_SECONDS, hand_out, receive_staged
 from oxen.serving.served_repo import MAX_PACK_BYTES, ServedRepo
 
@@ -149,6 +150,8 @@ async def list_refs(request: web.Request) -> web.Response:
         }
         if request.app[SETTINGS].direct_uploads:  # the client may PUT packs to the store
             answer["direct_uploads"] = True
+        if request.app[SETTINGS].direct_downloads:  # and read objects from it
+            answer["direct_downloads"] = True
         return web.json_response(answer)
 
 
@@ -259,6 +262,21 @@ async def fetch_objects(request: web.Request) -> web.StreamResponse:
             return response
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+@routes.post("/api/repos/{namespace}/{name}/objects/locate")
+@needs(Role.READER)
+async def locate_objects(request: web.Request) -> web.Response:
+    """The requested objects' places in the store, with a presigned URL for each pack
+    (msgpack): the client reads them there itself (:mod:`oxen.serving.direct_downloads`)."""
+    if not request.app[SETTINGS].direct_downloads:
+        raise web.HTTPNotFound(reason="this server sends objects only by POST .../objects/fetch")
+    async with served(request) as repo:
+        ids = decode_ids(await small_body(request))
+        if not ids:
+            raise InvalidInput("no ids to locate")
+        body = await hand_out_reads(repo, ids)
+        return web.Response(body=body, content_type="application/x-msgpack")
 
 
 @routes.get("/api/repos/{namespace}/{name}/files/{path:.+}")

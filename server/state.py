@@ -41,6 +41,8 @@ class Settings:
     metrics: bool = True
     # Clients PUT packs straight to the store by presigned URLs (an s3:// store only).
     direct_uploads: bool = False
+    # Clients read the objects they fetch straight from the store (an s3:// store only).
+    direct_downloads: bool = False
 
     def store_options(self) -> dict[str, object]:
         if self.storage_url.startswith("s3://") and self.s3_endpoint:

@@ -141,7 +141,8 @@ class Store(ABC):
     #: ...as long as the merged read stays within this many bytes.  A single requested
     #: range longer than this is still read whole.
     max_read: int = 16 * MiB
-    #: True when :meth:`presign_put` hands out URLs a client can PUT an object to directly.
+    #: True when :meth:`presign_put` and :meth:`presign_get` hand out URLs a client can
+    #: PUT an object to, or GET (ranges of) one from, directly.
     supports_presign: bool = False
 
     @property
@@ -247,6 +248,11 @@ class Store(ABC):
         """A URL that lets whoever holds it PUT ``key`` (once or many times) for ``expires``
         seconds, without credentials; only stores with ``supports_presign`` have them."""
         raise StoreError(f"the store {self.url} cannot hand out upload URLs")
+
+    async def presign_get(self, key: str, expires: int) -> str:
+        """A URL that lets whoever holds it GET ``key`` (whole or by HTTP Range) for
+        ``expires`` seconds, without credentials; only stores with ``supports_presign``."""
+        raise StoreError(f"the store {self.url} cannot hand out download URLs")
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default store holds none."""

@@ -100,5 +100,8 @@ class PrefixedStore(Store):
     async def presign_put(self, key: str, expires: int) -> str:
         return await self.inner.presign_put(self._k(key), expires)
 
+    async def presign_get(self, key: str, expires: int) -> str:
+        return await self.inner.presign_get(self._k(key), expires)
+
     async def close(self) -> None:
         """The inner store is shared; its owner closes it."""

@@ -730,16 +730,24 @@ class S3Store(Store):
 
     async def presign_put(self, key: str, expires: int) -> str:
         """A SigV4 presigned ``PutObject`` URL, signed locally (no request to S3)."""
+        return await self._presign("put_object", key, expires, "an upload")
+
+    async def presign_get(self, key: str, expires: int) -> str:
+        """A SigV4 presigned ``GetObject`` URL (a ``Range`` header may be added: it is not
+        signed), signed locally."""
+        return await self._presign("get_object", key, expires, "a download")
+
+    async def _presign(self, method: str, key: str, expires: int, what: str) -> str:
         full = self._full(key)
         conn = await self._conn()
         try:
             url: str = await conn.client.generate_presigned_url(
-                "put_object",
+                method,
                 Params={"Bucket": self.bucket, "Key": full},
                 ExpiresIn=expires,
             )
         except (BotoCoreError, ClientError) as e:
-            raise self._error(e, f"signing an upload URL for {key!r}") from e
+            raise self._error(e, f"signing {what} URL for {key!r}") from e
         return url
 
     # -- metadata ----------------------------------------------------------------------

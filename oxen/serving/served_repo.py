@@ -24,6 +24,7 @@ from pathlib import Path
 from oxen.config import FORMAT_VERSION
 from oxen.core.refs import StoreRefs, check_branch_name
 from oxen.db.repo_db import RepoDB
+from oxen.db.rows import Location
 from oxen.errors import (
     CorruptObject,
     FormatError,
@@ -357,6 +358,24 @@ class ServedRepo:
                 raise
         async with self._pack_slots.hold("fetch"):
             return await self._pack_of(ids, path)
+
+    async def locate_for_reading(self, ids: list[bytes]) -> dict[bytes, Location]:
+        """Where the objects ``ids`` are stored, for a client that reads them from the
+        store itself; refused like :meth:`pack_of` (missing, or above MAX_PACK_BYTES).
+        Marked packs are not named: this server forgot them when it read the marks."""
+        ids = list(dict.fromkeys(ids))
+        locations = await self.db.locate(ids)
+        if len(locations) < len(ids) and await self.refresh_after_miss():
+            locations = await self.db.locate(ids)
+        for oid in ids:
+            if oid not in locations:
+                raise MissingObject(f"object {oid.hex()} is not stored here")
+        asked = sum(loc.length for loc in locations.values())
+        if asked > MAX_PACK_BYTES:
+            raise InvalidInput(
+                f"a fetch of {asked} bytes of objects; at most {MAX_PACK_BYTES} per request"
+            )
+        return locations
 
     async def _pack_of(self, ids: list[bytes], path: Path) -> int:
         locations = await self.db.locate(ids)

@@ -19,6 +19,7 @@ from oxen.config import load_auth_tokens
 from oxen.errors import MergeConflict, NonFastForward, NotFound, RefError, RemoteError
 from oxen.formats.ids import from_hex, split_ids
 from oxen.formats.refnames import check_branch_name
+from oxen.sync.direct_reads import StoreReadFailed, parse_locations, read_into_pack
 from oxen.sync.protocol import (
     MISSING_BATCH,
     OPERATION_HEADER,
@@ -87,6 +88,8 @@ class HttpRemote:
         self.bytes_received = 0
         # The server lets packs go straight to its store (it said so with its branches).
         self.direct_uploads = False
+        # ... and lets us read the objects we fetch straight from it.
+        self.direct_downloads = False
         self._store_session: aiohttp.ClientSession | None = None
         self._connections = connections
 
@@ -138,6 +141,7 @@ class HttpRemote:
             answer = json.loads(raw)
             branches = answer["branches"]
             self.direct_uploads = answer.get("direct_uploads") is True
+            self.direct_downloads = answer.get("direct_downloads") is True
             return {check_branch_name(b): from_hex(c) for b, c in branches.items()}
         except (ValueError, TypeError, LookupError, AttributeError, RecursionError, RefError):
             raise RemoteError(
@@ -195,6 +199,23 @@ class HttpRemote:
         await self.call("POST", "/uploads/complete", {"key": key})
 
     async def fetch_pack(self, ids: list[bytes], dest: Path) -> None:
+        """The objects ``ids`` as a pack at ``dest`` (verified by the caller): read from
+        the store by presigned URLs when the server offers it, else sent by the server."""
+        if self.direct_downloads:
+            body = _ids_body(ids)
+            response = await self._request("POST", "/objects/locate", data=body)
+            raw = await response.read()
+            self.bytes_sent += len(body)
+            self.bytes_received += len(raw)
+            packs = parse_locations(raw, list(dict.fromkeys(ids)))
+            try:
+                self.bytes_received += await read_into_pack(self.store_session(), packs, dest)
+                return
+            except StoreReadFailed as e:
+                # a pack swept since, or a store this client cannot reach: the server's
+                # way (for every pack from now on, when the store is out of reach)
+                self.direct_downloads = not e.unreachable
+                await asyncio.to_thread(dest.unlink, missing_ok=True)
         body = _ids_body(ids)
         response = await self._request("POST", "/objects/fetch", data=body)
         self.bytes_sent += len(body)

@@ -279,6 +279,7 @@ ROUTES = [
     ("POST", f"{BASE}/uploads"),
     ("POST", f"{BASE}/uploads/complete"),
     ("POST", f"{BASE}/objects/fetch"),
+    ("POST", f"{BASE}/objects/locate"),
     ("PUT", f"{BASE}/refs/heads/main"),
     ("DELETE", f"{BASE}/refs/heads/main"),
     ("GET", f"{BASE}/files/f0.txt"),
@@ -316,7 +317,7 @@ def valid_body(path: str) -> bytes:
     """A body the route would take (some of them change nothing: old is not the tip)."""
     if path == "/api/repos":
         return json.dumps({"namespace": "scratch", "name": "t"}).encode()
-    if path.endswith(("/objects/missing", "/objects/fetch")):
+    if path.endswith(("/objects/missing", "/objects/fetch", "/objects/locate")):
         return msgpack.packb(b"".join(SEED.objects[:3]))
     if path.endswith("/packs"):
         return SEED.pack
