@@ -1,7 +1,7 @@
 """`python -m bench.server_load`: the server's memory bound under load (docs/benchmarks.md,
 "Server memory under load").
 
-One oxen-server on local disk. For each step its peak RSS (VmHWM, reset before the step),
+One oxen-server on local disk (or, with `--s3`, on moto in server mode). For each step its peak RSS (VmHWM, reset before the step),
 the clients' errors, and the step's wall time:
 - **concurrent pushes**: N clients (default 8) each push a repository holding one file of
   random bytes (default 1 GiB; each client's differs, so nothing deduplicates), all at
@@ -11,7 +11,8 @@ the clients' errors, and the step's wall time:
   clone removed as soon as it is done.
 
 `--quick`: 2 pushes of 64 MiB, 10 clones of 1,000 files. `--pushes N --push-mib S
---clones M --w1-files F` override the sizes.
+--clones M --w1-files F` override the sizes. `--s3 [--direct]`: the store is a moto
+bucket (with `--direct`, the server runs with `--direct-uploads --direct-downloads`).
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ from bench import datagen
 from bench.measure import log
 from bench.paths import RESULTS, WORK
 from bench.report import fmt_bytes
-from bench.services import OxenServer
+from bench.services import S3_CREDENTIALS, Moto, OxenServer
 from bench.tools import IDENTITY, Ours
 from bench.trash import discard
 
 NS = "load"
+BUCKET = "oxen-load"
 MIB = 1024 * 1024
 
 
 class Load:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, s3: bool = False, direct: bool = False) -> None:
         self.root = root
         self.exe = str(Ours().exe)
         self.env = {
@@ -47,12 +49,24 @@ class Load:
             "HOME": str(root / "home"),
             "OXEN_CONFIG_DIR": str(root / "config"),
         }
+        self.moto = Moto(root / "moto", {**os.environ, **S3_CREDENTIALS}) if s3 else None
+        server_env = dict(self.env)
+        storage = None
+        if self.moto is not None:
+            server_env |= {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": self.moto.endpoint}
+            storage = f"s3://{BUCKET}/load"
         self.server = OxenServer(
-            "load-server", Path(self.exe).parent / "oxen-server", root / "server", None, self.env
-        )
+            "load-server", Path(self.exe).parent / "oxen-server", root / "server", storage,
+            server_env,
+            ["--direct-uploads", "--direct-downloads"] if direct else [],
+        )  # fmt: skip
 
     def __enter__(self) -> Load:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.moto is not None:
+            (self.root / "moto").mkdir(parents=True, exist_ok=True)
+            self.moto.launch()
+            self.moto.create_bucket(BUCKET)
         self.server.launch()  # which makes the store the token goes to
         token = self.server.add_user(self.root / "user.toml")
         host = f"127.0.0.1:{self.server.port}"
@@ -63,6 +77,8 @@ class Load:
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop()
+        if self.moto is not None:
+            self.moto.stop()
 
     def url(self, name: str) -> str:
         return f"http://{self.host}/{NS}/{name}"
@@ -160,7 +176,15 @@ def _clones(load: Load, m: int, files: int) -> Row:
     return (f"{m} clones of W1 ({files:,} files) at once", seconds, peak, note)
 
 
-def run(pushes: int, push_bytes: int, clones: int, w1_files: int, quick: bool) -> str:
+def run(
+    pushes: int,
+    push_bytes: int,
+    clones: int,
+    w1_files: int,
+    quick: bool,
+    s3: bool = False,
+    direct: bool = False,
+) -> str:
     root = WORK / "server-load"
     discard(root)
     rows: list[Row] = []
@@ -168,14 +192,17 @@ def run(pushes: int, push_bytes: int, clones: int, w1_files: int, quick: bool) -
     free = shutil.disk_usage(WORK.parent if WORK.exists() else Path.cwd()).free
     if need > free * 0.8:
         raise SystemExit(f"the pushes need about {fmt_bytes(need)} of disk; {fmt_bytes(free)} free")
-    with Load(root) as load:
+    with Load(root, s3, direct) as load:
         log(f"{pushes} pushes of {fmt_bytes(push_bytes)}")
         rows.append(_pushes(load, pushes, push_bytes))
         log(f"{clones} clones of W1 ({w1_files} files)")
         rows.append(_clones(load, clones, w1_files))
     discard(root)
+    where = "local disk"
+    if s3:
+        where = "moto, direct transfers" if direct else "moto"
     lines = [
-        f"# Server memory under load ({'quick' if quick else 'full'}, "
+        f"# Server memory under load ({'quick' if quick else 'full'}, {where}, "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores)",
         "",
         "| step | time | server peak RSS | note |",
@@ -196,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--push-mib", type=int)
     p.add_argument("--clones", type=int)
     p.add_argument("--w1-files", type=int)
+    p.add_argument("--s3", action="store_true", help="the server's store is a moto bucket")
+    p.add_argument(
+        "--direct", action="store_true", help="with --s3: --direct-uploads --direct-downloads"
+    )
     args = p.parse_args(argv)
     pushes, push_mib, clones, files = (2, 64, 10, 1000) if args.quick else (8, 1024, 100, 20_000)
     table = run(
@@ -204,11 +235,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.clones or clones,
         args.w1_files or files,
         args.quick,
+        args.s3,
+        args.direct,
     )
     print(table)
     if not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"server-load-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.md"
+        kind = ("-s3-direct" if args.direct else "-s3") if args.s3 else ""
+        out = RESULTS / f"server-load{kind}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}.md"
         out.write_text(table)
         log(f"wrote {out}")
 

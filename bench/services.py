@@ -229,10 +229,12 @@ class OxenServer(Service):
         data_dir: Path,
         storage: str | None,
         env: Mapping[str, str],
+        options: list[str] | None = None,
     ) -> None:
         self.exe = exe
         self.data_dir = data_dir
         self.storage = storage
+        self.options = options or []  # more options of `oxen-server start`
         self.port = 0
         super().__init__(name, [], env, data_dir.parent)
 
@@ -262,7 +264,7 @@ class OxenServer(Service):
             self.port = free_port()
             self.argv = [
                 str(self.exe), "start", "--host", "127.0.0.1", "--port", str(self.port),
-                *self._args(),
+                *self._args(), *self.options,
             ]  # fmt: skip
             try:
                 self.start(f"http://127.0.0.1:{self.port}/api/health")
