@@ -33,7 +33,7 @@ from bench.paths import RESULTS, WORK
 from bench.report import fmt_bytes
 from bench.services import S3_CREDENTIALS, Moto, OxenServer
 from bench.tools import IDENTITY, Ours
-from bench.trash import discard
+from bench.trash import discard, empty_trash
 
 NS = "load"
 BUCKET = "oxen-load"
@@ -198,6 +198,7 @@ def run(
         log(f"{clones} clones of W1 ({w1_files} files)")
         rows.append(_clones(load, clones, w1_files))
     discard(root)
+    empty_trash()  # a hundred clones of W1 are 21 GiB
     where = "local disk"
     if s3:
         where = "moto, direct transfers" if direct else "moto"
