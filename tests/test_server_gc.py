@@ -64,14 +64,17 @@ async def registry(store: LocalStore, tmp_path: Path):
     await reg.close()
 
 
-async def deleted_branch(repo: AsyncRepo, workdir: Path, served: ServedRepo) -> bytes:
-    """main (keep.bin) pushed; a branch with old.bin pushed and then deleted on the
-    server.  Returns main's tip."""
+async def deleted_branch(
+    repo: AsyncRepo, workdir: Path, served: ServedRepo, more: dict[str, bytes] | None = None
+) -> bytes:
+    """main (keep.bin) pushed; a branch with old.bin (and ``more``) pushed and then
+    deleted on the server.  Returns main's tip."""
     main = await commit_files(repo, workdir, {"keep.bin": blob(1)}, "main")  # type: ignore[dict-item]
     await push(repo, InProcessRemote(served), "origin", "main")
     await repo.create_branch("old")
     await repo.checkout("old")
-    old = await commit_files(repo, workdir, {"old.bin": blob(2, 2_000_000)}, "old")  # type: ignore[dict-item]
+    files = {"old.bin": blob(2, 2_000_000), **(more or {})}
+    old = await commit_files(repo, workdir, files, "old")  # type: ignore[arg-type]
     await push(repo, InProcessRemote(served), "origin", "old")
     await served.delete_ref("old", old)
     await repo.checkout("main")
@@ -107,7 +110,8 @@ async def test_a_deleted_branch_goes_and_everything_reached_stays(
     report = await collect(repo_store, "ns/r", tmp_path / "gc", grace=0, marked=marked)
     assert report.state == "swept" and report.deleted_packs == dry.marked_packs
     assert before - await pack_bytes(store) >= 2_000_000
-    assert await store.get(f"{PREFIX}/{MARKS}") is None
+    done = GcMarks.decode(await store.get(f"{PREFIX}/{MARKS}") or b"")
+    assert not done.pending and not done.packs  # replaced by the record of the sweep
     assert (await check_store(store, None, None)).problems == []
 
     await follow(registry)  # and sees them gone
@@ -174,6 +178,41 @@ async def test_a_push_landed_through_a_server_that_had_not_read_the_marks_is_res
     async with registry.use("ns", "r") as served:
         await readable(served, new)
     await stale.close()
+
+
+async def test_a_server_idle_through_a_gc_forgets_the_deleted_packs_before_it_answers(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry, store: LocalStore, tmp_path: Path
+) -> None:
+    """A server holding the repository open with no request during the whole grace
+    period never read the marks: at its next recheck the record of the sweep makes it
+    forget the deleted packs, so a push told "has X" is not accepted with X gone.  (A
+    file of one chunk is checked by the index alone: nothing reads it back.)"""
+    clock = Clock()
+    idle = RepoRegistry(store, tmp_path / "cache-idle", clock=clock)
+    small = blob(5, 20_000)  # one chunk
+    async with registry.use("ns", "r") as served:
+        main = await deleted_branch(repo, workdir, served, {"small.bin": small})
+    async with idle.use("ns", "r"):
+        pass  # open, its cache indexing every pack, the deleted branch's included
+    report = await collect(PrefixedStore(store, PREFIX), "ns/r", tmp_path / "gc", grace=0)
+    assert report.deleted_packs > 0
+    new = await commit_files(repo, workdir, {"again.bin": small}, "again")  # type: ignore[dict-item]
+    clock.now += 60  # its next request rechecks
+    async with idle.use("ns", "r") as served:
+        remote = InProcessRemote(served)
+        await send_objects(repo, remote, new)
+        assert remote.bytes_sent > len(small)  # told it lacks the chunk: sent
+        await served.update_ref("main", main, new)
+        await readable(served, new)
+        vouched = await served.db.complete(await reached(served.objects, [new], []))
+        assert vouched  # the nodes of the pack it received
+    assert (await check_store(store, None, None)).problems == []
+    await idle.close()
+    reopened = RepoRegistry(store, tmp_path / "cache-idle")
+    async with reopened.use("ns", "r") as served:  # from its cache, which followed the sweep:
+        assert await served.db.complete(vouched) == vouched  # nothing forgotten again
+        await readable(served, new)
+    await reopened.close()
 
 
 async def test_forgetting_a_pack_points_its_objects_at_another_copy(tmp_path: Path) -> None:

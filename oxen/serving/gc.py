@@ -18,7 +18,11 @@ its branch pointing at X gone):
 3. **Sweep**, once ``grace`` has passed since marking: index and walk again (branches and
    workspaces moved meanwhile); every reached object that only marked packs hold is
    copied out first (a push verified by a server before it read the marks, and landed
-   since, is rescued here), then the marked packs are deleted, then the marks.
+   since, is rescued here), then the marked packs are deleted, and the marks replaced by
+   a record of the sweep: a server that had no request for the repository during the
+   grace period, so never read the marks, reads that at its next recheck and forgets
+   the deleted packs before it answers (it would otherwise tell a push "has X" and
+   accept it with X gone).
 
 So ``grace`` must exceed the servers' recheck interval (5 s) plus the longest time a
 push takes from its server's check to its ref update: the default, 10 minutes, is far
@@ -42,7 +46,7 @@ from oxen.errors import CorruptObject
 from oxen.formats.packs import pack_key
 from oxen.objects.object_store import ObjectStore
 from oxen.objects.pack_index import PackIndex, read_pack_index, stored_packs
-from oxen.serving.gc_marks import MARKS, GcMarks, read_marks
+from oxen.serving.gc_marks import MARKS, GcMarks
 from oxen.serving.served_repo import MAX_PACK_BYTES
 from oxen.serving.workspaces import NAMES, Workspace
 from oxen.serving.workspaces import PREFIX as WORKSPACES
@@ -178,7 +182,10 @@ async def collect(
     """Collect one repository (``store`` is its prefix): mark, wait out ``grace``, sweep;
     with marks already there (another gc, or one interrupted) only the sweep.
     ``marked(marks)`` runs once marks are published (tests act on it)."""
-    marks = await read_marks(store)
+    raw = await store.get(MARKS)
+    marks = GcMarks.decode(raw) if raw is not None else None
+    if marks is not None and not marks.pending:
+        marks = None  # the record of an earlier sweep: mark afresh
     indexed = await _index(store, scratch / "mark", marks.packs if marks else frozenset())
     try:
         reach = await _reached(indexed, store)
@@ -191,11 +198,12 @@ async def collect(
         if marks is None:
             await _copy_out(indexed, copy)
             fresh = GcMarks(secrets.token_hex(8), now(), frozenset(packs))
-            if await store.put_if_absent(MARKS, fresh.encode()):
-                marks = fresh
+            if await store.compare_and_swap(MARKS, raw, fresh.encode()):
+                marks, raw = fresh, fresh.encode()
             else:  # another gc marked first: sweep its marks
-                marks = await read_marks(store)
-                if marks is None:
+                raw = await store.get(MARKS)
+                marks = GcMarks.decode(raw) if raw is not None else None
+                if marks is None or not marks.pending:
                     return report
     finally:
         await indexed.db.close()
@@ -204,7 +212,8 @@ async def collect(
     wait = marks.marked + grace - now()
     if wait > 0:
         await sleep(wait)
-    return await _sweep(store, scratch / "sweep", marks, report)
+    assert raw is not None  # the marks as stored: the sweep replaces exactly those
+    return await _sweep(store, scratch / "sweep", marks, raw, report, now)
 
 
 async def _report(
@@ -227,7 +236,14 @@ async def _report(
     )
 
 
-async def _sweep(store: Store, scratch: Path, marks: GcMarks, report: GcReport) -> GcReport:
+async def _sweep(
+    store: Store,
+    scratch: Path,
+    marks: GcMarks,
+    raw: bytes,
+    report: GcReport,
+    now: Callable[[], float],
+) -> GcReport:
     indexed = await _index(store, scratch, marks.packs)
     try:
         reach = await _reached(indexed, store)
@@ -235,7 +251,9 @@ async def _sweep(store: Store, scratch: Path, marks: GcMarks, report: GcReport) 
         made = await _copy_out(indexed, rescue) if rescue else set()
         doomed = sorted((marks.packs & indexed.packs.keys()) - made)
         await asyncio.gather(*(store.delete(pack_key(bytes.fromhex(h))) for h in doomed))
-        await store.delete(MARKS)
+        # not deleted: replaced (unless another gc sweeping them did first), so servers
+        # that never read the marks learn that packs are gone
+        await store.compare_and_swap(MARKS, raw, marks.done(now()).encode())
     finally:
         await indexed.db.close()
     report.copied += len(rescue)  # reached since the mark

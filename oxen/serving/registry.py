@@ -219,8 +219,8 @@ class RepoRegistry:
         relist = RelistLimit(self.relist, self.clock, self.sleep)
         repo = ServedRepo(info, store, db, cache / "tmp", pack_slots=self.pack_slots, relist=relist)
         try:
-            await repo.follow_gc()
-            await repo.refresh_index()
+            if not await repo.follow_gc():  # which lists the packs when the marks changed
+                await repo.refresh_index()
         except BaseException:
             await repo.close()
             raise

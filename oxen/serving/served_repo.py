@@ -50,6 +50,8 @@ MAX_PACK_BYTES = 256 * 1024 * 1024
 # Packs being verified and stored at once, across every repository: each may be held in
 # memory while it goes to the store, so this bounds the server's memory, not its clients.
 PACKS_IN_FLIGHT = 4
+# The cache's state key holding the generation of the last gc sweep it followed.
+GC_FOLLOWED = "gc swept"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -166,7 +168,7 @@ class ServedRepo:
         self._listed_refs = await self.refs()
         indexed = {p.hex() for p, _, _ in await self.db.packs()}
         known = set(indexed)
-        if self._gc_marks is not None:
+        if self._gc_marks is not None and self._gc_marks.pending:
             known |= self._gc_marks.packs  # being collected: never indexed again
         listed = [(hex_id, key) async for hex_id, key in stored_packs(self.store)]
         vanished = indexed - {hex_id for hex_id, _ in listed}
@@ -193,10 +195,17 @@ class ServedRepo:
         """Read the marks of a running ``oxen-server gc`` (see :mod:`oxen.serving.gc`);
         when they changed, stop using the packs marked: forget them from the index (their
         objects another pack holds are found there), forget which nodes and commits were
-        known complete, and index what gc stored meanwhile.  Returns whether they changed."""
+        known complete, and index what gc stored meanwhile.  A record of a sweep this
+        cache never followed changes them too: the listing forgets the packs deleted
+        (this server may have had no request while they were marked).  Returns whether
+        they changed (and the packs were listed)."""
         marks = await read_marks(self.store)
         if marks == self._gc_marks:
             return False
+        if self._gc_marks is None and marks is not None and not marks.pending:
+            if await self.db.get_state(GC_FOLLOWED) == marks.generation.encode():
+                self._gc_marks = marks  # reopened: this cache followed that sweep already
+                return False
 
         async def forget() -> int:
             known = {p for p, _, _ in await self.db.packs()}
@@ -206,7 +215,10 @@ class ServedRepo:
             await self.db.forget_complete()
             await self.db.set_state("verified", None)
             self._gc_marks = marks
-            return await self._index_new_packs()
+            found = await self._index_new_packs()
+            if marks is not None and not marks.pending:
+                await self.db.set_state(GC_FOLLOWED, marks.generation.encode())
+            return found
 
         await self._relist.listing(forget)
         return True

@@ -110,7 +110,9 @@ def make_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         env: dict[str, str] | None = None,
         data_dir: Path | None = None,
         args: Sequence[str] = (),
+        token: str | None = None,
     ) -> Server:
+        """``token``: one already issued into ``storage`` (else a user is added)."""
         data = data_dir or tmp_path / f"server-data-{len(servers)}"
         data.mkdir(parents=True, exist_ok=True)
         server = Server(
@@ -118,7 +120,7 @@ def make_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         )
         server.args = list(args)
         server.start()  # which makes the store the tokens go to
-        server.token = server.add_user()
+        server.token = token or server.add_user()
         servers.append(server)
         monkeypatch.setenv("OXEN_AUTH_HOST", ",".join(s.host for s in servers))
         return server
@@ -143,6 +145,40 @@ def s3_server(make_server: Callable[..., Server], moto_endpoint: str, make_bucke
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     return make_server(storage=f"s3://{bucket}/oxen", env=env)
+
+
+@pytest.fixture
+def servers_on_a_bucket(
+    make_server: Callable[..., Server],
+    moto_endpoint: str,  # noqa: F811
+    make_bucket: Callable[[str], str],  # noqa: F811
+) -> Callable[[int], list[Server]]:
+    """``count`` servers, each with its own (empty) data directory, on one new bucket; one
+    token, issued into the bucket, for all of them."""
+
+    def make(count: int) -> list[Server]:
+        bucket = make_bucket(f"oxen-multi-{uuid.uuid4().hex[:12]}")
+        env = {
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        first = make_server(storage=f"s3://{bucket}/oxen", env=env)
+        rest = [
+            make_server(storage=first.storage, env=env, token=first.token) for _ in range(count - 1)
+        ]
+        return [first, *rest]
+
+    return make
+
+
+def store_is_whole(server: Server) -> None:
+    """`oxen-server fsck` on the server's store, beside the running servers: nothing lost."""
+    args = [*SERVER, "fsck", "--storage", str(server.storage), "--data-dir", str(server.data_dir)]
+    proc = subprocess.run(args, env=server.env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith(": ok"), proc.stdout
 
 
 @pytest.fixture

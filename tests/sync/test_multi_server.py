@@ -16,7 +16,7 @@ import pytest
 
 import oxen
 from tests.conftest import OXEN, write
-from tests.sync.conftest import SERVER, Server, auth
+from tests.sync.conftest import Server, auth, store_is_whole
 from tests.sync.roundrobin import RoundRobinProxy
 from tests.sync.test_sync_e2e import ok, tree_bytes
 
@@ -26,20 +26,8 @@ SERVERS = 3
 
 
 @pytest.fixture
-def servers(
-    make_server: Callable[..., Server], moto_endpoint: str, make_bucket: Callable[[str], str]
-) -> list[Server]:
-    """Three servers, each with its own (empty) data directory, on one bucket."""
-    bucket = make_bucket(f"oxen-multi-{uuid.uuid4().hex[:12]}")
-    env = {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    first = make_server(storage=f"s3://{bucket}/oxen", env=env)
-    rest = [make_server(storage=first.storage, env=env) for _ in range(SERVERS - 1)]
-    return [first, *rest]
+def servers(servers_on_a_bucket: Callable[[int], list[Server]]) -> list[Server]:
+    return servers_on_a_bucket(SERVERS)
 
 
 @pytest.fixture
@@ -63,14 +51,6 @@ def commit(root: Path, files: dict[str, bytes | str], message: str) -> str:
     ok(root, "add", ".")
     ok(root, "commit", "-m", message)
     return oxen.Repo(root).branches()["main"]
-
-
-def store_is_whole(server: Server) -> None:
-    """`oxen-server fsck` on the bucket, beside the running servers: nothing lost."""
-    args = [*SERVER, "fsck", "--storage", str(server.storage), "--data-dir", str(server.data_dir)]
-    proc = subprocess.run(args, env=server.env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.rstrip().endswith(": ok"), proc.stdout
 
 
 def test_a_repository_made_through_one_server_is_served_by_the_others_at_once(
