@@ -67,6 +67,12 @@ class InvalidInput(OxenError):
     """Malformed input from a client: bad ids, bad msgpack, a pack that does not verify."""
 
 
+class IncompletePush(InvalidInput):
+    """A branch update naming commits that reach objects the server does not hold: a push
+    interrupted, or one told "the server has X" just before gc collected X.  Asking again
+    which objects the server lacks, and sending them, mends it."""
+
+
 class NotFound(OxenError):
     pass
 

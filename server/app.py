@@ -10,7 +10,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from oxen.errors import MergeConflict
+from oxen.errors import IncompletePush, MergeConflict
 from oxen.server.auth import TokenStore, format_time, required_role
 from oxen.server.health import routes as health_routes
 from oxen.server.metrics import METRICS, MeasuredStore, Metrics
@@ -70,6 +70,10 @@ async def error_middleware(
         if isinstance(e, MergeConflict):  # the paths, for a client to show or act on
             return web.json_response(
                 {"error": str(e), "status": 409, "paths": e.paths[:1000]}, status=409
+            )
+        if isinstance(e, IncompletePush):  # the client sends what is missing and retries
+            return web.json_response(
+                {"error": str(e), "status": 400, "incomplete": True}, status=400
             )
         status = status_of(e)
         if status is not None:

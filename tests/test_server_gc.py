@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from oxen.db.repo_db import RepoDB
-from oxen.errors import InvalidInput
+from oxen.errors import IncompletePush, InvalidInput
 from oxen.formats.packs import Kind, PackEntry
 from oxen.repo import AsyncRepo
 from oxen.serving.gc import collect
@@ -146,6 +146,41 @@ async def test_a_push_told_the_server_has_x_is_refused_once_marked_never_accepte
         await push(repo, InProcessRemote(served), "origin", "main")  # asks again, sends X
         assert (await served.refs())["main"] == new
         await readable(served, new)
+    assert (await check_store(store, None, None)).problems == []
+
+
+class GcBeforeTheRefMoves(InProcessRemote):
+    """A remote whose server runs a whole gc (grace 0) between a push's negotiation and
+    its branch update, once: the objects the push was told the server has are swept."""
+
+    def __init__(self, served: ServedRepo, registry: RepoRegistry, scratch: Path) -> None:
+        super().__init__(served)
+        self.registry, self.scratch, self.refused = registry, scratch, 0
+
+    async def update_ref(self, branch, old, new):  # noqa: ANN001, ANN201 - as the protocol
+        if not self.scratch.exists():
+            report = await collect(self.served.store, "ns/r", self.scratch, grace=0)
+            assert report.deleted_packs > 0
+            await follow(self.registry)
+        try:
+            await self.served.update_ref(branch, old, new)
+        except IncompletePush:
+            self.refused += 1
+            raise
+
+
+async def test_a_push_whose_objects_gc_swept_meanwhile_sends_them_and_lands(
+    repo: AsyncRepo, workdir: Path, registry: RepoRegistry, store: LocalStore, tmp_path: Path
+) -> None:
+    async with registry.use("ns", "r") as served:
+        main = await deleted_branch(repo, workdir, served)
+        await commit_files(repo, workdir, {"again.bin": blob(2, 2_000_000)}, "again")  # type: ignore[dict-item]
+        remote = GcBeforeTheRefMoves(served, registry, tmp_path / "gc")
+        result = await push(repo, remote, "origin", "main")
+        assert remote.refused == 1  # refused once, then the push asked again and sent X
+        assert remote.bytes_sent > 2_000_000
+        assert result.old == main and (await served.refs())["main"] == result.new
+        await readable(served, result.new)
     assert (await check_store(store, None, None)).problems == []
 
 

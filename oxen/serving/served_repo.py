@@ -28,6 +28,7 @@ from oxen.db.rows import Location
 from oxen.errors import (
     CorruptObject,
     FormatError,
+    IncompletePush,
     InvalidInput,
     MissingObject,
     NonFastForward,
@@ -250,11 +251,11 @@ class ServedRepo:
             return await is_ancestor(self.objects, old, new)
         except MissingObject:
             if not await self.refresh_after_miss(writer=True):
-                raise InvalidInput("incomplete push: commits are missing") from None
+                raise IncompletePush("incomplete push: commits are missing") from None
         try:
             return await is_ancestor(self.objects, old, new)
         except MissingObject as e:
-            raise InvalidInput(f"incomplete push: {e}") from None
+            raise IncompletePush(f"incomplete push: {e}") from None
 
     async def delete_ref(self, branch: str, old: bytes) -> None:
         check_branch_name(branch)
@@ -286,8 +287,8 @@ class ServedRepo:
                     await self._verify_complete(tip)
                     return
                 except MissingObject as e:
-                    raise InvalidInput(f"incomplete push: {e}") from None
-            raise InvalidInput("incomplete push: objects are missing") from None
+                    raise IncompletePush(f"incomplete push: {e}") from None
+            raise IncompletePush("incomplete push: objects are missing") from None
         except CorruptObject as e:
             raise InvalidInput(f"rejected: {e}") from None
 

@@ -16,7 +16,14 @@ import aiohttp
 import msgpack
 
 from oxen.config import load_auth_tokens
-from oxen.errors import MergeConflict, NonFastForward, NotFound, RefError, RemoteError
+from oxen.errors import (
+    IncompletePush,
+    MergeConflict,
+    NonFastForward,
+    NotFound,
+    RefError,
+    RemoteError,
+)
 from oxen.formats.ids import from_hex, split_ids
 from oxen.formats.refnames import check_branch_name
 from oxen.sync.direct_reads import StoreReadFailed, parse_locations, read_into_pack
@@ -425,13 +432,17 @@ def _env_token_hint(where: str) -> str:
 
 async def _raise_for(response: aiohttp.ClientResponse, where: str) -> None:
     paths: list[str] | None = None
+    incomplete = False
     try:
         body = await response.json()
         message = body.get("error", response.reason)
         paths = body.get("paths")
+        incomplete = body.get("incomplete") is True
     except Exception:
         message = response.reason or "error"
     response.release()
+    if response.status == 400 and incomplete:
+        raise IncompletePush(f"rejected by {where}: {message}")
     if response.status == 409 and isinstance(paths, list):  # a merge that would conflict
         raise MergeConflict(f"rejected by {where}: {message}", [str(p) for p in paths])
     if response.status == 401:

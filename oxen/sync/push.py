@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from oxen.core.repository import Repository
 from oxen.db.rows import Location
-from oxen.errors import NonFastForward, NotFound, PathError, RefError
+from oxen.errors import IncompletePush, NonFastForward, NotFound, PathError, RefError
 from oxen.faults import crash_point
 from oxen.formats.nodes import encode_with_id
 from oxen.objects.temp_files import temp_path
@@ -83,6 +83,7 @@ async def push(
         raise RefError(f"no local branch {branch} (commit something first)")
     sent_before = remote.bytes_sent
     totals = Sent(0, 0, 0, 0)
+    resent = False
     for attempt in range(MERGE_ATTEMPTS):
         remote_tip = (await remote.refs()).get(branch)
         if remote_tip == tip:
@@ -103,6 +104,13 @@ async def push(
         totals = Sent(*(a + b for a, b in zip(totals, sent, strict=True)))
         try:
             await remote.update_ref(branch, remote_tip, new)
+        except IncompletePush:
+            # objects the server said it had were collected meanwhile (its gc): ask
+            # again, send them, once
+            if resent or attempt == MERGE_ATTEMPTS - 1:
+                raise
+            resent = True
+            continue
         except NonFastForward:
             if not merge or attempt == MERGE_ATTEMPTS - 1:
                 raise
