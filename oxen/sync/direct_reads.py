@@ -45,9 +45,12 @@ def parse_locations(raw: bytes, asked: list[bytes]) -> list[tuple[str, list[Plac
         for url, entries in answer["packs"]:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ValueError("a pack URL that is not http(s)")
-            placed = [Placed(bytes(i), Kind(k), int(o), int(n)) for i, k, o, n in entries]
-            if any(len(p.id) != ID_LEN or p.offset < 0 or p.length < 0 for p in placed):
-                raise ValueError("an id or a range out of shape")
+            placed = [Placed(i, Kind(k), o, n) for i, k, o, n in entries]
+            for p in placed:
+                if not isinstance(p.id, bytes) or len(p.id) != ID_LEN:
+                    raise ValueError("an id out of shape")
+                if not all(isinstance(v, int) and v >= 0 for v in (p.offset, p.length)):
+                    raise ValueError("a range out of shape")
             packs.append((url, placed))
     except (ValueError, TypeError, LookupError, msgpack.ExtraData) as e:
         raise RemoteError(f"the server answered a malformed list of object places: {e}") from None

@@ -162,6 +162,8 @@ def test_a_malformed_or_partial_answer_is_refused() -> None:
         (msgpack.packb({"packs": [["file:///etc/passwd", [[a, 0, 0, 5]]]]}), [a]),
         (msgpack.packb({"packs": [["http://s/p", [[a, 0, -1, 5]]]]}), [a]),
         (msgpack.packb({"packs": [["http://s/p", [[a, 7, 0, 5]]]]}), [a]),  # no such kind
+        (msgpack.packb({"packs": [["http://s/p", [[32, 0, 0, 5]]]]}), [a]),  # not an id
+        (msgpack.packb({"packs": [["http://s/p", [[a, 0, "0", 5]]]]}), [a]),
         (b"\xc1", [a]),
     ]:
         with pytest.raises(Exception, match="malformed|do not match"):
