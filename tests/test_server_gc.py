@@ -3,6 +3,7 @@ and a push racing a gc is refused or rescued, never left pointing at deleted obj
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -16,7 +17,8 @@ from oxen.db.repo_db import RepoDB
 from oxen.errors import IncompletePush, InvalidInput
 from oxen.formats.packs import Kind, PackEntry
 from oxen.repo import AsyncRepo
-from oxen.serving.gc import collect
+from oxen.server.gc import collect_all
+from oxen.serving.gc import GcReport, collect
 from oxen.serving.gc_marks import MARKS, GcMarks
 from oxen.serving.registry import RepoRegistry
 from oxen.serving.served_repo import ServedRepo
@@ -303,3 +305,43 @@ async def test_the_command_frees_a_deleted_branch(
     assert re.match(r"ns/r: freed .* deleted [1-9]", done.stdout), done.stdout
     after = subprocess.run([*base, "--grace", "0s"], capture_output=True, text=True, check=True)
     assert after.stdout.startswith("ns/r: nothing to collect"), after.stdout
+
+
+async def test_the_grace_periods_of_several_repositories_overlap(
+    repo: AsyncRepo, workdir: Path, tmp_path: Path
+) -> None:
+    """Each repository's wait starts once it is marked, without holding a turn: the
+    second is marked while the first waits (a gc one repository at a time would wait
+    here for ever, and the test would time out)."""
+    store = LocalStore(tmp_path / "bucket")
+    registry = RepoRegistry(store, tmp_path / "cache")
+    for name in ("r", "s"):
+        await registry.create("ns", name)
+    async with registry.use("ns", "r") as served:
+        await deleted_branch(repo, workdir, served)
+    async with registry.use("ns", "s") as served:
+        await push(repo, InProcessRemote(served), "origin", "main")
+        await push(repo, InProcessRemote(served), "origin", "old")
+        await served.delete_ref("old", (await served.refs())["old"])
+    await registry.close()
+    waited: list[str] = []
+    both_marked = asyncio.Event()
+
+    def waiting(label: str, marks: GcMarks) -> None:
+        waited.append(label)
+        if len(waited) == 2:
+            both_marked.set()
+
+    async def sleep(seconds: float) -> None:
+        assert seconds > 0
+        await both_marked.wait()
+
+    reports: list[GcReport] = []
+    got = await asyncio.wait_for(
+        collect_all(store, [("ns", "r"), ("ns", "s")], 600, False, reports.append, waiting, sleep),
+        timeout=60,
+    )
+    assert sorted(waited) == ["ns/r", "ns/s"]
+    assert [r.state for r in got] == ["swept", "swept"] and len(reports) == 2
+    assert all(r.deleted_packs > 0 for r in got)
+    assert (await check_store(store, None, None)).problems == []
