@@ -18,5 +18,15 @@ def add_web(app: web.Application) -> None:
     from another site). Their errors are answered by ``web_middleware``, which the
     application lists innermost."""
     app[WEB] = WebState()
-    app.router.add_static(STATIC_PREFIX, STATIC)
+    assets = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        """One of the shipped files, by name only; anything else is a JSON 404 (aiohttp's
+        static route answered a bare 404 of its own for a missing file)."""
+        path = assets.get(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(reason="no such asset")
+        return web.FileResponse(path)
+
+    app.router.add_get(STATIC_PREFIX + "/{name}", asset)
     app.add_routes(routes)
