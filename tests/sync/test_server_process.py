@@ -125,9 +125,11 @@ def until(condition: Callable[[], bool], seconds: float = 30) -> None:
 
 
 def refused(server: Server) -> bool:
+    """Whether the server no longer accepts connections: refused, or reset (a connect
+    that reached the listening socket's backlog just as the server closed it)."""
     try:
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
