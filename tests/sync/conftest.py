@@ -136,15 +136,29 @@ def server(make_server: Callable[..., Server]) -> Server:
 
 
 @pytest.fixture
-def s3_server(make_server: Callable[..., Server], moto_endpoint: str, make_bucket) -> Server:  # noqa: F811
-    bucket = make_bucket(f"oxen-{uuid.uuid4().hex[:12]}")
-    env = {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    return make_server(storage=f"s3://{bucket}/oxen", env=env)
+def make_s3_server(
+    make_server: Callable[..., Server],
+    moto_endpoint: str,  # noqa: F811
+    make_bucket: Callable[[str], str],  # noqa: F811
+) -> Callable[..., Server]:
+    """Servers on a fresh moto bucket each; ``args``: more options of `start`."""
+
+    def make(args: Sequence[str] = ()) -> Server:
+        bucket = make_bucket(f"oxen-{uuid.uuid4().hex[:12]}")
+        env = {
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return make_server(storage=f"s3://{bucket}/oxen", env=env, args=list(args))
+
+    return make
+
+
+@pytest.fixture
+def s3_server(make_s3_server: Callable[..., Server]) -> Server:
+    return make_s3_server()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,19 +28,8 @@ from tests.sync.test_sync_e2e import new_repo, ok, run, tree_bytes
 
 
 @pytest.fixture
-def reading_server(
-    make_server: Callable[..., Server],
-    moto_endpoint: str,  # noqa: F811
-    make_bucket: Callable[[str], str],
-) -> Server:
-    bucket = make_bucket(f"oxen-{uuid.uuid4().hex[:12]}")
-    env = {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    return make_server(storage=f"s3://{bucket}/oxen", env=env, args=["--direct-downloads"])
+def reading_server(make_s3_server: Callable[..., Server]) -> Server:
+    return make_s3_server(["--direct-downloads"])
 
 
 def _pushed(tmp_path: Path, server: Server) -> Path:
